@@ -1,0 +1,1 @@
+"""Everything about samples that does not need a model: records, readers, prompts, synthetic data."""

@@ -1,0 +1,321 @@
+"""Reader for Video-R1 and TW-GRPO records (``.json`` list or ``.jsonl``), checked record by record.
+
+Video-R1 (§3.2 of specs/benchmarks.md): ``problem``, ``problem_type``, ``options`` (``"A. ..."``),
+``solution`` (``"<answer>…</answer>"``), ``data_type``, ``path`` (``"./Source/clip.mp4"``).
+TW-GRPO (§3.6): ``problem`` with its options inline (``"…\\nA took\\nB put down"``), ``solution``,
+``video`` (``"/NExTQA/videos/x.mp4"``), optionally ``options`` (``"(A) ..."``); no ``problem_type``.
+
+Media paths: a leading ``./`` is dropped and the rest is taken relative to `media_root` (default:
+the dataset file's directory). An absolute path is kept when that file exists; otherwise its
+leading ``/`` is dropped and it is resolved against `media_root` the same way (TW-GRPO style).
+Media files are checked for existence and non-zero size, never decoded here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from data_pipelines.schema import MEDIA_OVERRIDE_KEYS, PROBLEM_TYPES, RecordError, Sample, option_letter
+
+DATA_TYPES: tuple[str, ...] = ("video", "image", "text")
+VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".flv", ".wmv", ".mpg", ".mpeg"})
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+
+_ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
+_LETTERS = re.compile(r"[A-Z](?:\s*,\s*[A-Z])*")
+_OPTION_LABEL = re.compile(r"\s*\(?[A-Z](?:[.):]|\s|$)")
+_INLINE_OPTION = re.compile(r"\(?([A-Z])\)?[.:]?\s+\S")
+_CHOICE_TYPES = ("multiple choice", "multi-answer")
+_MEDIA_KEYS = ("path", "video")
+_SAMPLE_FIELDS = frozenset({"problem", "problem_type", "options", "solution", "process", "data_type", *_MEDIA_KEYS})
+
+
+def load_samples(
+    path: str | Path, *, media_root: str | Path | None = None, limit: int | None = None
+) -> list[Sample]:
+    """Read the first `limit` (default all) records of a Video-R1 / TW-GRPO ``.json`` or ``.jsonl`` file.
+
+    `Sample.origin` is ``"<path>#<n>"`` with n the 0-based list index for ``.json`` and the 1-based
+    line number for ``.jsonl``. Raises RecordError (one line naming file, record and field) on the
+    first unusable record, and on a file with no records.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of records or None, got {limit}")
+    path = Path(path)
+    root = Path(media_root) if media_root is not None else path.parent
+    sizes: dict[Path, int] = {}
+    samples: list[Sample] = []
+    for label, index, record in _records(path):
+        samples.append(_to_sample(record, label=label, origin=f"{path}#{index}", root=root, sizes=sizes))
+        if limit is not None and len(samples) >= limit:
+            break
+    if not samples:
+        raise RecordError(f"{path}: the dataset has no records; point the loader at a file with at least one record")
+    return samples
+
+
+def load_dataset_files(
+    paths: Sequence[str | Path], *, media_root: str | Path | None = None, limit: int | None = None
+) -> list[Sample]:
+    """Concatenate `load_samples` over `paths` in order; `limit` caps the total number of samples."""
+    if not paths:
+        raise ValueError("load_dataset_files needs at least one dataset file")
+    samples: list[Sample] = []
+    for path in paths:
+        remaining = None if limit is None else limit - len(samples)
+        if remaining is not None and remaining < 1:
+            break
+        samples.extend(load_samples(path, media_root=media_root, limit=remaining))
+    return samples
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _records(path: Path) -> Iterator[tuple[str, int, Any]]:
+    """Yield ``(label, index, record)``: label like ``"x.json record 6"`` or ``"x.jsonl line 7"``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecordError(f"{path}: dataset file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: cannot read the dataset file ({exc}); it must be UTF-8 JSON or JSON Lines") from None
+    if not text.strip():
+        return
+    if path.suffix == ".jsonl" or _json_lines_in_disguise(text):
+        yield from _json_lines(path, text)
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(
+            f"{path} line {exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno}); "
+            "a .json dataset must be one list of record objects"
+        ) from None
+    if not isinstance(data, list):
+        raise RecordError(
+            f"{path}: top level is a JSON {_kind(data)}, expected a list of records; wrap the records in [...] "
+            "or write one object per line to a .jsonl file"
+        )
+    for index, record in enumerate(data):
+        yield f"{path} record {index}", index, record
+
+
+def _json_lines_in_disguise(text: str) -> bool:
+    """A ``.json`` file holding JSON Lines (one object per line), as some datasets ship."""
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return exc.msg == "Extra data"
+    return False
+
+
+def _json_lines(path: Path, text: str) -> Iterator[tuple[str, int, Any]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordError(
+                f"{path} line {number}: invalid JSON ({exc.msg}, column {exc.colno}); "
+                "a .jsonl dataset holds one JSON object per line"
+            ) from None
+        yield f"{path} line {number}", number, record
+
+
+# --- one record ---------------------------------------------------------------------------------
+
+
+def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample:
+    if not isinstance(record, dict):
+        raise RecordError(f"{label}: expected a JSON object with problem, solution and path|video, got a {_kind(record)}")
+    problem = _required_text(record, "problem", label, "every record needs the question text")
+    solution = record.get("solution")
+    if solution is None:
+        raise RecordError(f'{label}: field \'solution\' is missing; every record needs "<answer>…</answer>"')
+    if not isinstance(solution, str):
+        raise RecordError(f'{label}: field \'solution\' must be a string like "<answer>B</answer>", got a {_kind(solution)}')
+    found = _ANSWER.search(solution)
+    if found is None:
+        raise RecordError(
+            f'{label}: field \'solution\' has no <answer>…</answer> tags (got {_short(solution)}); '
+            'wrap the ground truth as "<answer>B</answer>"'
+        )
+    answer = found.group(1)
+
+    options = _options(record, label)
+    option_letters = tuple(option_letter(o) for o in options) or _inline_option_letters(problem)
+    problem_type = _problem_type(record, answer, option_letters, label)
+    if problem_type in _CHOICE_TYPES:
+        _check_answer_letters(answer, problem_type, option_letters, label)
+
+    data_type = _data_type(record, label)
+    media_path = None if data_type == "text" else _media_path(record, data_type, label, root, sizes)
+    process = record.get("process")
+    if process is not None and not isinstance(process, str):
+        raise RecordError(f'{label}: field \'process\' must be a string like "<think>…</think>", got a {_kind(process)}')
+
+    overrides = {key: _override(record, key, label) for key in sorted(MEDIA_OVERRIDE_KEYS & record.keys())}
+    extra = {k: v for k, v in record.items() if k not in _SAMPLE_FIELDS and k not in MEDIA_OVERRIDE_KEYS}
+    if options and _inline_option_letters(problem):
+        extra["options_in_problem"] = True
+    sample_id = record.get("problem_id", record.get("id"))
+    return Sample(
+        sample_id=origin if sample_id is None else str(sample_id),
+        problem=problem,
+        problem_type=problem_type,
+        data_type=data_type,
+        media_path=media_path,
+        options=options,
+        solution=solution,
+        answer=answer,
+        origin=origin,
+        process=process,
+        media_overrides=overrides,
+        extra=extra,
+    )
+
+
+def _required_text(record: dict[str, Any], key: str, label: str, why: str) -> str:
+    value = record.get(key)
+    if value is None:
+        raise RecordError(f"{label}: field '{key}' is missing; {why}")
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"{label}: field '{key}' must be a non-empty string, got {_short(value)}")
+    return value
+
+
+def _options(record: dict[str, Any], label: str) -> tuple[str, ...]:
+    options = record.get("options")
+    if options is None:
+        return ()
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise RecordError(f'{label}: field \'options\' must be a list of strings like ["A. red", "B. blue"], got {_short(options)}')
+    for position, option in enumerate(options):
+        if not _OPTION_LABEL.match(option):
+            raise RecordError(
+                f'{label}: field \'options\' item {position} ({_short(option)}) has no letter label; '
+                'label options like "A. red" or "(A) red"'
+            )
+    letters = [option_letter(option) for option in options]
+    if len(set(letters)) != len(letters):
+        raise RecordError(f"{label}: field 'options' repeats a letter label ({', '.join(letters)}); give every option its own letter")
+    return tuple(options)
+
+
+def _inline_option_letters(problem: str) -> tuple[str, ...]:
+    """Letters of options written into the problem after the question (``"\\nA took\\nB put down"``), A first."""
+    letters = []
+    for line in problem.split("\n")[1:]:
+        match = _INLINE_OPTION.match(line.strip())
+        if match and match.group(1) == chr(ord("A") + len(letters)):
+            letters.append(match.group(1))
+    return tuple(letters) if len(letters) >= 2 else ()
+
+
+def _problem_type(record: dict[str, Any], answer: str, option_letters: tuple[str, ...], label: str) -> str:
+    problem_type = record.get("problem_type")
+    if problem_type is not None:
+        if problem_type not in PROBLEM_TYPES:
+            raise RecordError(
+                f"{label}: field 'problem_type' is {_short(problem_type)}, not a known type; "
+                f"use one of {', '.join(repr(t) for t in PROBLEM_TYPES)}"
+            )
+        return problem_type
+    if _LETTERS.fullmatch(answer) and "," in answer:
+        return "multi-answer"
+    if _LETTERS.fullmatch(answer) and option_letters:
+        return "multiple choice"
+    raise RecordError(
+        f"{label}: field 'problem_type' is missing and cannot be inferred from answer {_short(answer)} "
+        f"(only comma-separated letters, or one letter with options, can be); set it to one of "
+        f"{', '.join(repr(t) for t in PROBLEM_TYPES)}"
+    )
+
+
+def _check_answer_letters(answer: str, problem_type: str, option_letters: tuple[str, ...], label: str) -> None:
+    pattern = _LETTERS if problem_type == "multi-answer" else re.compile(r"[A-Z]")
+    if not pattern.fullmatch(answer):
+        expected = "comma-separated option letters like B,C" if problem_type == "multi-answer" else "one option letter"
+        raise RecordError(f"{label}: field 'solution': a {problem_type} answer must be {expected}, got {_short(answer)}")
+    if not option_letters:
+        return
+    for letter in (part.strip() for part in answer.split(",")):
+        if letter not in option_letters:
+            raise RecordError(
+                f"{label}: field 'solution': answer letter {letter!r} is not among the option letters "
+                f"{', '.join(option_letters)}; fix the answer or the options"
+            )
+
+
+def _data_type(record: dict[str, Any], label: str) -> str:
+    data_type = record.get("data_type")
+    if data_type is not None:
+        if data_type not in DATA_TYPES:
+            raise RecordError(f"{label}: field 'data_type' is {_short(data_type)}; use one of {', '.join(DATA_TYPES)}")
+        return data_type
+    if "video" in record:
+        return "video"
+    if isinstance(record.get("path"), str):
+        suffix = Path(record["path"]).suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            return "video"
+        if suffix in IMAGE_SUFFIXES:
+            return "image"
+    raise RecordError(
+        f"{label}: field 'data_type' is missing and cannot be inferred from the media path; "
+        f"set it to one of {', '.join(DATA_TYPES)}"
+    )
+
+
+def _media_path(record: dict[str, Any], data_type: str, label: str, root: Path, sizes: dict[Path, int]) -> Path:
+    key = next((k for k in _MEDIA_KEYS if k in record), None)
+    if key is None:
+        raise RecordError(
+            f'{label}: field \'path\' is missing; a {data_type} record needs "path" (Video-R1) or "video" (TW-GRPO) '
+            "naming its media file"
+        )
+    raw = record[key]
+    if not isinstance(raw, str) or not raw.strip():
+        raise RecordError(f"{label}: field '{key}' must be a non-empty file path, got {_short(raw)}")
+    given = Path(raw)
+    if given.is_absolute() and given.is_file():
+        resolved = given
+    else:
+        relative = raw[2:] if raw.startswith("./") else raw.lstrip("/")
+        resolved = (root / relative).absolute()
+    if resolved not in sizes:
+        if not resolved.is_file():
+            also = f" (nor at {raw} itself)" if given.is_absolute() else ""
+            raise RecordError(
+                f"{label}: field '{key}': media file {resolved} not found{also}; "
+                f"pass media_root= the directory that {raw!r} is relative to (now {root})"
+            )
+        sizes[resolved] = resolved.stat().st_size
+    if sizes[resolved] == 0:
+        raise RecordError(f"{label}: field '{key}': media file {resolved} is empty (0 bytes); re-download or regenerate it")
+    return resolved
+
+
+def _override(record: dict[str, Any], key: str, label: str) -> float:
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise RecordError(f"{label}: field '{key}' must be a positive number (a media sampling override), got {_short(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """A one-line repr of `value`, cut to `width` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

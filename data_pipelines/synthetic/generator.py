@@ -1,0 +1,132 @@
+"""Write a synthetic video-reasoning dataset: mp4 clips plus Video-R1 style train/test json files."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_pipelines.synthetic.mp4 import write_mp4
+from data_pipelines.synthetic.scenes import Difficulty, TaskInstance, make_instance
+from data_pipelines.synthetic.vocabulary import TASKS
+
+SPLITS: tuple[str, ...] = ("train", "test")
+_MAX_REDRAWS = 100
+
+
+@dataclass(frozen=True)
+class SyntheticDataset:
+    """Where `make_dataset` wrote its files; `counts[split][task]` is the number of clips."""
+
+    root: Path
+    train_path: Path
+    test_path: Path
+    video_dir: Path
+    counts: Mapping[str, Mapping[str, int]]
+
+
+def make_dataset(
+    out_dir: str | Path,
+    *,
+    n_train: int,
+    n_test: int,
+    seed: int = 0,
+    tasks: Sequence[str] = TASKS,
+    difficulty: Difficulty = Difficulty(),
+) -> SyntheticDataset:
+    """Generate `n_train` + `n_test` clips into `out_dir` (``videos/``, ``train.json``, ``test.json``, ``dataset_info.json``).
+
+    Tasks are assigned round-robin in the order given, so every split is balanced. Clip ``i`` of a
+    split draws from its own seed stream ``(seed, split, i)``: the output is a pure function of the
+    arguments, and a test clip whose frames equal any train clip's is redrawn from the next stream.
+    Clips are encoded on a small thread pool (PyAV releases the GIL while encoding).
+    """
+    tasks = tuple(tasks)
+    unknown = [t for t in tasks if t not in TASKS]
+    if not tasks or unknown or len(set(tasks)) != len(tasks):
+        raise ValueError(f"tasks must be distinct names from {TASKS}, got {list(tasks)}")
+    if n_train < 0 or n_test < 0:
+        raise ValueError(f"n_train and n_test must be >= 0, got {n_train} and {n_test}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    root = Path(out_dir)
+    video_dir = root / "videos"
+    video_dir.mkdir(parents=True, exist_ok=True)
+
+    seen: set[bytes] = set()
+    counts: dict[str, dict[str, int]] = {}
+    paths: dict[str, Path] = {}
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for split_index, (split, n) in enumerate(zip(SPLITS, (n_train, n_test))):
+            avoid = frozenset(seen)
+            records, writes = [], []
+            for index in range(n):
+                task = tasks[index % len(tasks)]
+                instance, digest = _draw(task, seed, split_index, index, difficulty, avoid)
+                seen.add(digest)
+                name = f"{split}_{index}.mp4"
+                writes.append(pool.submit(write_mp4, video_dir / name, instance.frames, difficulty.fps))
+                records.append(_record(index, instance, name))
+            for write in writes:
+                write.result()
+            paths[split] = root / f"{split}.json"
+            _write_json(paths[split], records)
+            tally = Counter(record["task"] for record in records)
+            counts[split] = {task: tally[task] for task in tasks}
+
+    info = {
+        "generator": "data_pipelines.synthetic",
+        "n_train": n_train,
+        "n_test": n_test,
+        "seed": seed,
+        "tasks": list(tasks),
+        "difficulty": dataclasses.asdict(difficulty),
+        "counts": counts,
+    }
+    _write_json(root / "dataset_info.json", info)
+    return SyntheticDataset(root, paths["train"], paths["test"], video_dir, counts)
+
+
+def _draw(
+    task: str, seed: int, split_index: int, index: int, difficulty: Difficulty, avoid: frozenset[bytes]
+) -> tuple[TaskInstance, bytes]:
+    """The instance for one clip, redrawn from the next stream while its frames are in `avoid`."""
+    for attempt in range(_MAX_REDRAWS):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_index, index, attempt)))
+        instance = make_instance(task, rng, difficulty)
+        digest = hashlib.sha1(instance.frames.tobytes()).digest()
+        if digest not in avoid:
+            return instance, digest
+    raise ValueError(
+        f"could not draw a {task!r} clip that differs from every train clip after {_MAX_REDRAWS} tries; "
+        "the difficulty settings leave too few distinct scenes: raise size, frames or distractors"
+    )
+
+
+def _record(index: int, instance: TaskInstance, video_name: str) -> dict[str, Any]:
+    """A Video-R1 record (plus ``task``) for one clip; `path` is relative to the json's directory."""
+    return {
+        "problem_id": index,
+        "problem": instance.problem,
+        "data_type": "video",
+        "problem_type": instance.problem_type,
+        "options": list(instance.options),
+        "solution": f"<answer>{instance.answer}</answer>",
+        "process": f"<think>{instance.thought}</think>",
+        "path": f"./videos/{video_name}",
+        "data_source": f"synthetic/{instance.task}",
+        "task": instance.task,
+    }
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,64 @@
+"""Every word the synthetic generator can write: objects, questions, thoughts.
+
+The tiny model's tokenizer is trained on `corpus_lines()`, so the generator must take all of its
+text from here.
+"""
+
+from __future__ import annotations
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (230, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (40, 80, 235),
+    "yellow": (240, 220, 40),
+    "purple": (150, 60, 200),
+    "orange": (245, 140, 30),
+}
+SHAPES: tuple[str, ...] = ("square", "circle", "triangle")
+DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+BACKGROUND: tuple[int, int, int] = (20, 20, 20)
+
+TASKS: tuple[str, ...] = ("color", "direction", "count", "order", "colors_present")
+"""Task names: colour of the moving object (MC), its direction (MC), number of objects
+(numerical), which object appears first (MC), which colours appear (multi-answer MC)."""
+
+QUESTIONS: dict[str, str] = {
+    "color": "What color is the moving {shape}?",
+    "direction": "In which direction does the {color} {shape} move?",
+    "count": "How many {shape}s are in the video?",
+    "order": "Which object appears first in the video?",
+    "colors_present": "Which colors appear in the video?",
+}
+
+THOUGHTS: dict[str, str] = {
+    "color": "The moving {shape} is {color}.",
+    "direction": "The {color} {shape} moves {direction}.",
+    "count": "I count {count} {shape}s.",
+    "order": "The {color} {shape} appears first.",
+    "colors_present": "I see {colors}.",
+}
+
+MAX_COUNT = 5
+
+
+def corpus_lines() -> list[str]:
+    """All question, option and thought strings the generator can produce, one per line."""
+    lines: list[str] = []
+    for shape in SHAPES:
+        lines.append(QUESTIONS["color"].format(shape=shape))
+        lines.append(QUESTIONS["count"].format(shape=shape))
+        for color in COLORS:
+            lines.append(THOUGHTS["color"].format(shape=shape, color=color))
+            lines.append(THOUGHTS["order"].format(shape=shape, color=color))
+            lines.append(QUESTIONS["direction"].format(shape=shape, color=color))
+            for direction in DIRECTIONS:
+                lines.append(THOUGHTS["direction"].format(shape=shape, color=color, direction=direction))
+        for count in range(MAX_COUNT + 1):
+            lines.append(THOUGHTS["count"].format(count=count, shape=shape))
+    lines.append(QUESTIONS["order"])
+    lines.append(QUESTIONS["colors_present"])
+    lines.append(THOUGHTS["colors_present"].format(colors=", ".join(COLORS)))
+    for letter in "ABCDEF":
+        for word in (*COLORS, *DIRECTIONS, *SHAPES):
+            lines.append(f"{letter}. {word}")
+    return lines

@@ -1,0 +1,92 @@
+"""Pure tensor math for GRPO-family RL: advantages, policy losses, KL estimators, aggregation.
+
+Nothing here imports the rest of the project. Every function is registered by name; the
+trainer looks it up from config with the ``get_*`` helpers below, which accept the enum member
+or its plain string value. See ``docs/api.md``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from vlm_rl.algorithms.advantages import (
+    ADVANTAGE_ESTIMATORS,
+    AdvantageEstimator,
+    AdvantageFn,
+    GroupStats,
+    dr_grpo_advantages,
+    group_reward_std,
+    group_stats,
+    grpo_advantages,
+)
+from vlm_rl.algorithms.aggregation import (
+    AGGREGATIONS,
+    AggregationFn,
+    LossAggregation,
+    seq_mean_token_mean,
+    seq_mean_token_sum_norm,
+    token_mean,
+)
+from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator, KLFn, kl_k1, kl_k2, kl_k3
+from vlm_rl.algorithms.policy_loss import (
+    POLICY_LOSSES,
+    PolicyLoss,
+    PolicyLossFn,
+    PolicyLossOutput,
+    clipped_surrogate,
+)
+from vlm_rl.algorithms.registry import Registry
+
+
+def get_advantage_fn(name: str | Enum) -> AdvantageFn:
+    """Advantage estimator registered under ``name`` (``"grpo"``, ``"dr_grpo"``)."""
+    return ADVANTAGE_ESTIMATORS.get(name)
+
+
+def get_policy_loss_fn(name: str | Enum) -> PolicyLossFn:
+    """Policy loss registered under ``name`` (``"clipped_surrogate"``)."""
+    return POLICY_LOSSES.get(name)
+
+
+def get_kl_fn(name: str | Enum) -> KLFn:
+    """KL estimator registered under ``name`` (``"k1"``, ``"k2"``, ``"k3"``)."""
+    return KL_ESTIMATORS.get(name)
+
+
+def get_aggregation_fn(name: str | Enum) -> AggregationFn:
+    """Loss aggregation registered under ``name`` (see :class:`LossAggregation`)."""
+    return AGGREGATIONS.get(name)
+
+
+__all__ = [
+    "ADVANTAGE_ESTIMATORS",
+    "AGGREGATIONS",
+    "KL_ESTIMATORS",
+    "POLICY_LOSSES",
+    "AdvantageEstimator",
+    "AdvantageFn",
+    "AggregationFn",
+    "GroupStats",
+    "KLEstimator",
+    "KLFn",
+    "LossAggregation",
+    "PolicyLoss",
+    "PolicyLossFn",
+    "PolicyLossOutput",
+    "Registry",
+    "clipped_surrogate",
+    "dr_grpo_advantages",
+    "get_advantage_fn",
+    "get_aggregation_fn",
+    "get_kl_fn",
+    "get_policy_loss_fn",
+    "group_reward_std",
+    "group_stats",
+    "grpo_advantages",
+    "kl_k1",
+    "kl_k2",
+    "kl_k3",
+    "seq_mean_token_mean",
+    "seq_mean_token_sum_norm",
+    "token_mean",
+]

@@ -1,0 +1,114 @@
+"""Loss aggregation: reduce a per-token loss ``[B, T]`` under a completion mask to a scalar.
+
+The mask is 1 for completion tokens (up to and including the first EOS) and 0 for padding; it
+may be bool or float. Padding positions are excluded with ``torch.where``, so a non-finite loss
+value at a padding position does not leak into the result.
+
+Names (see Dr.GRPO, arXiv 2503.20783, and DAPO, arXiv 2503.14476, for the length biases):
+
+- ``seq_mean_token_mean``: ``mean_i [ sum_t m_it l_it / sum_t m_it ]`` (GRPO / R1-V default).
+- ``token_mean``: ``sum_it m_it l_it / sum_it m_it`` (DAPO token-level loss; TW-GRPO).
+- ``seq_mean_token_sum_norm``: ``sum_it m_it l_it / (B * C)`` with a constant ``C`` such as
+  the maximum completion length (Dr.GRPO), so the weight of a token does not depend on lengths.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from vlm_rl.algorithms.registry import Registry
+
+
+class LossAggregation(StrEnum):
+    """Built-in loss aggregation names."""
+
+    SEQ_MEAN_TOKEN_MEAN = "seq_mean_token_mean"
+    TOKEN_MEAN = "token_mean"
+    SEQ_MEAN_TOKEN_SUM_NORM = "seq_mean_token_sum_norm"
+
+
+class AggregationFn(Protocol):
+    """``fn(loss[B,T], mask[B,T], *, norm_const) -> scalar``."""
+
+    def __call__(self, loss: Tensor, mask: Tensor, *, norm_const: int | None = ...) -> Tensor: ...
+
+
+AGGREGATIONS: Registry[AggregationFn] = Registry("loss aggregation")
+
+
+def _masked(loss: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Validate shapes; return ``(loss * mask with padding set to 0, float mask)``."""
+    if loss.dim() != 2:
+        raise ValueError(f"loss must be 2-D [B, T], got shape {tuple(loss.shape)}")
+    if mask.shape != loss.shape:
+        raise ValueError(f"mask shape {tuple(mask.shape)} must equal loss shape {tuple(loss.shape)}")
+    mask_f = mask.to(loss.dtype)
+    return torch.where(mask_f != 0, loss * mask_f, torch.zeros_like(loss)), mask_f
+
+
+def _nonzero(x: Tensor) -> Tensor:
+    """Replace zeros by ones, for use as a denominator whose numerator is then 0."""
+    return torch.where(x != 0, x, torch.ones_like(x))
+
+
+@AGGREGATIONS.register(LossAggregation.SEQ_MEAN_TOKEN_MEAN)
+def seq_mean_token_mean(loss: Tensor, mask: Tensor, *, norm_const: int | None = None) -> Tensor:
+    """Mean over sequences of each sequence's masked token mean.
+
+    A sequence whose mask is all zero contributes 0 and is not counted in the mean over
+    sequences (so it neither dilutes nor biases the others); if every sequence is empty the
+    result is 0. ``norm_const`` is ignored.
+
+    Args:
+        loss: ``[B, T]`` per-token loss.
+        mask: ``[B, T]`` completion mask (bool or float).
+
+    Returns:
+        A 0-d tensor.
+    """
+    masked, mask_f = _masked(loss, mask)
+    tokens = mask_f.sum(dim=1)
+    per_seq = masked.sum(dim=1) / _nonzero(tokens)
+    num_seqs = (tokens != 0).sum().to(loss.dtype)
+    return per_seq.sum() / _nonzero(num_seqs)
+
+
+@AGGREGATIONS.register(LossAggregation.TOKEN_MEAN)
+def token_mean(loss: Tensor, mask: Tensor, *, norm_const: int | None = None) -> Tensor:
+    """Sum over all masked tokens divided by the number of masked tokens (DAPO).
+
+    Returns 0 when the mask is empty. ``norm_const`` is ignored.
+
+    Args:
+        loss: ``[B, T]`` per-token loss.
+        mask: ``[B, T]`` completion mask (bool or float).
+
+    Returns:
+        A 0-d tensor.
+    """
+    masked, mask_f = _masked(loss, mask)
+    return masked.sum() / _nonzero(mask_f.sum())
+
+
+@AGGREGATIONS.register(LossAggregation.SEQ_MEAN_TOKEN_SUM_NORM)
+def seq_mean_token_sum_norm(loss: Tensor, mask: Tensor, *, norm_const: int | None = None) -> Tensor:
+    """Sum over all masked tokens divided by ``B * norm_const`` (Dr.GRPO, arXiv 2503.20783).
+
+    Args:
+        loss: ``[B, T]`` per-token loss.
+        mask: ``[B, T]`` completion mask (bool or float).
+        norm_const: required positive constant, e.g. the configured maximum completion length.
+
+    Returns:
+        A 0-d tensor.
+    """
+    if norm_const is None:
+        raise ValueError("seq_mean_token_sum_norm needs norm_const (e.g. the max completion length)")
+    if norm_const <= 0:
+        raise ValueError(f"norm_const must be positive, got {norm_const}")
+    masked, _ = _masked(loss, mask)
+    return masked.sum() / (max(loss.shape[0], 1) * norm_const)

@@ -1,0 +1,158 @@
+"""Policy-gradient losses for GRPO-family training.
+
+``clipped_surrogate`` is the PPO clipped objective (Schulman et al., arXiv 1707.06347) as used
+by GRPO (arXiv 2402.03300), with DAPO's decoupled clip range (clip-higher, arXiv 2503.14476)
+and an optional KL penalty to a reference policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import torch
+from torch import Tensor
+
+from vlm_rl.algorithms.aggregation import AGGREGATIONS, LossAggregation, token_mean
+from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator, kl_k3
+from vlm_rl.algorithms.registry import Registry
+
+
+class PolicyLoss(StrEnum):
+    """Built-in policy loss names."""
+
+    CLIPPED_SURROGATE = "clipped_surrogate"
+
+
+@dataclass(frozen=True)
+class PolicyLossOutput:
+    """Result of a policy loss.
+
+    Attributes:
+        loss: 0-d loss tensor carrying the gradient.
+        clip_fraction: 0-d, fraction of mask tokens where the clip is active (zero gradient).
+        approx_kl: 0-d, mask-token mean of k3 between the old and current policy.
+        kl: 0-d, mask-token mean of the per-token KL to the reference (0 when not computed).
+        ratio_mean: 0-d, mask-token mean of the importance ratio ``pi / pi_old``.
+
+    All fields but ``loss`` are detached diagnostics.
+    """
+
+    loss: Tensor
+    clip_fraction: Tensor
+    approx_kl: Tensor
+    kl: Tensor
+    ratio_mean: Tensor
+
+
+PolicyLossFn = Callable[..., PolicyLossOutput]
+
+POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss")
+
+
+def _check_shapes(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    ref_logp: Tensor | None,
+    token_weights: Tensor | None,
+) -> None:
+    """Raise ValueError unless all [B, T] inputs match ``logp`` and ``advantages`` is [B]."""
+    if logp.dim() != 2:
+        raise ValueError(f"logp must be 2-D [B, T], got shape {tuple(logp.shape)}")
+    named = {"old_logp": old_logp, "mask": mask, "ref_logp": ref_logp, "token_weights": token_weights}
+    for name, tensor in named.items():
+        if tensor is not None and tensor.shape != logp.shape:
+            raise ValueError(f"{name} shape {tuple(tensor.shape)} must equal logp shape {tuple(logp.shape)}")
+    if advantages.shape != logp.shape[:1]:
+        raise ValueError(f"advantages must have shape [B]={tuple(logp.shape[:1])}, got {tuple(advantages.shape)}")
+
+
+@POLICY_LOSSES.register(PolicyLoss.CLIPPED_SURROGATE)
+def clipped_surrogate(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    ref_logp: Tensor | None = None,
+    beta: float = 0.0,
+    kl_estimator: str = KLEstimator.K3,
+    kl_clamp: float | None = None,
+    aggregation: str = LossAggregation.SEQ_MEAN_TOKEN_MEAN,
+    norm_const: int | None = None,
+    token_weights: Tensor | None = None,
+) -> PolicyLossOutput:
+    """PPO/GRPO clipped surrogate with decoupled clip range and optional KL penalty.
+
+    Per token, with ``r = exp(logp - old_logp)`` and the completion's advantage ``A``:
+
+        l_t = -w_t * min(r * A, clip(r, 1 - clip_low, 1 + clip_high) * A) + beta * KL_t
+
+    then reduced with the named aggregation over ``mask``. ``w_t`` are optional token weights
+    (TW-GRPO), treated as constants; ``KL_t`` is the named estimator between ``logp`` and
+    ``ref_logp`` (see :mod:`vlm_rl.algorithms.kl`). ``old_logp`` and ``ref_logp`` are detached.
+
+    Single-update trick (spec 0.1): with ``old_logp = logp.detach()`` the ratio is 1 in value,
+    the clip is never active and the gradient w.r.t. ``logp`` is ``-A * w * d(aggregation)``.
+
+    Args:
+        logp: ``[B, T]`` log-probs of the sampled tokens under the current policy (with grad).
+        old_logp: ``[B, T]`` log-probs under the rollout policy.
+        advantages: ``[B]`` one advantage per completion.
+        mask: ``[B, T]`` completion mask (bool or float).
+        clip_low: lower clip epsilon (ratio floor ``1 - clip_low``), in ``[0, 1]``.
+        clip_high: upper clip epsilon (ratio ceiling ``1 + clip_high``), ``>= 0``.
+        ref_logp: ``[B, T]`` reference-policy log-probs; required when ``beta > 0``.
+        beta: KL penalty coefficient, ``>= 0``.
+        kl_estimator: registered KL estimator name (``"k1"``, ``"k2"``, ``"k3"``).
+        kl_clamp: optional clamp of ``ref_logp - logp`` inside the KL estimator.
+        aggregation: registered loss aggregation name.
+        norm_const: constant for ``"seq_mean_token_sum_norm"``.
+        token_weights: optional ``[B, T]`` weights on the policy term.
+
+    Returns:
+        :class:`PolicyLossOutput`.
+    """
+    _check_shapes(logp, old_logp, advantages, mask, ref_logp, token_weights)
+    if not 0.0 <= clip_low <= 1.0:
+        raise ValueError(f"clip_low must be in [0, 1], got {clip_low}")
+    if clip_high < 0.0:
+        raise ValueError(f"clip_high must be >= 0, got {clip_high}")
+    if beta < 0.0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    if beta > 0.0 and ref_logp is None:
+        raise ValueError("beta > 0 needs ref_logp (reference-policy log-probs); pass it or set beta = 0")
+    kl_fn = KL_ESTIMATORS.get(kl_estimator)
+    aggregate = AGGREGATIONS.get(aggregation)
+
+    old_logp = old_logp.detach()
+    adv = advantages.detach().to(logp.dtype).unsqueeze(1)
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * adv
+    clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv
+    per_token = -torch.minimum(unclipped, clipped)
+    if token_weights is not None:
+        per_token = per_token * token_weights.detach()
+
+    kl_tokens: Tensor | None = None
+    if beta > 0.0 and ref_logp is not None:
+        kl_tokens = kl_fn(logp, ref_logp.detach(), clamp=kl_clamp)
+        per_token = per_token + beta * kl_tokens
+
+    loss = aggregate(per_token, mask, norm_const=norm_const)
+
+    with torch.no_grad():
+        clip_active = ((adv > 0) & (ratio > 1.0 + clip_high)) | ((adv < 0) & (ratio < 1.0 - clip_low))
+        clip_fraction = token_mean(clip_active.to(logp.dtype), mask)
+        approx_kl = token_mean(kl_k3(old_logp, logp.detach()), mask)
+        kl = token_mean(kl_tokens.detach(), mask) if kl_tokens is not None else logp.new_zeros(())
+        ratio_mean = token_mean(ratio.detach(), mask)
+
+    return PolicyLossOutput(
+        loss=loss, clip_fraction=clip_fraction, approx_kl=approx_kl, kl=kl, ratio_mean=ratio_mean
+    )

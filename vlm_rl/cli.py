@@ -1,0 +1,158 @@
+"""The `vlm-rl` command: train, sft, eval, make-tiny-model, make-data, plot, report, config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from vlm_rl.config import ConfigError
+
+
+def _train(args: argparse.Namespace, kind: str) -> None:
+    from vlm_rl.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    if kind == "grpo":
+        from vlm_rl.training.grpo import GRPOTrainer as TrainerClass
+    else:
+        from vlm_rl.training.sft import SFTTrainer as TrainerClass
+    final = TrainerClass(config).train()
+    print(f"final model: {final}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from vlm_rl.config import load_config
+    from vlm_rl.eval.runner import evaluate
+    from vlm_rl.models.loading import load_adapter, load_model
+    from vlm_rl.models.prompt_encoder import PromptEncoder
+    from vlm_rl.records import load_records
+
+    config_path = args.config
+    if config_path is None and (Path(args.model) / "vlm_rl.yaml").is_file():
+        config_path = Path(args.model) / "vlm_rl.yaml"
+    config = load_config(config_path, [*args.overrides, f"model.path={args.model}"])
+    samples = load_records([args.data], config.data.media_root, limit=args.limit, reader=config.data.video.reader)
+    adapter = load_adapter(config.model.path)
+    model = load_model(config.model, trainable=False)
+    report = evaluate(model, adapter, PromptEncoder(adapter, config.data), samples, config.eval)
+    report.settings["model"] = str(args.model)
+    report.settings["data"] = str(args.data)
+    out = Path(args.out) if args.out else Path(args.model) / "eval" / f"{Path(args.data).stem}.json"
+    report.write(out)
+    print(
+        f"{args.model} on {args.data}: accuracy {report.accuracy:.4f}, format {report.format_rate:.4f}, "
+        f"mean length {report.mean_length:.1f} tokens, n={report.n}, {report.wall_time_s:.1f} s -> {out}"
+    )
+
+
+def _make_tiny_model(args: argparse.Namespace) -> None:
+    from vlm_rl.models.tiny import build_tiny_model
+
+    path = build_tiny_model(args.out_dir, size=args.size, seed=args.seed)
+    print(f"tiny {args.size} Qwen2.5-VL written to {path}")
+
+
+def _make_data(args: argparse.Namespace) -> None:
+    from data_pipelines.synthetic.generator import make_dataset
+    from data_pipelines.synthetic.scenes import Difficulty
+
+    difficulty = Difficulty(
+        frames=args.frames, size=args.size, fps=args.fps, distractors=args.distractors, speed=args.speed
+    )
+    tasks = args.tasks.split(",") if args.tasks else None
+    kwargs = {"tasks": tasks} if tasks else {}
+    data = make_dataset(args.out_dir, n_train=args.n_train, n_test=args.n_test, seed=args.seed, difficulty=difficulty, **kwargs)
+    print(f"wrote {data.train_path} and {data.test_path}")
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from vlm_rl.training.plots import plot_run
+
+    for path in plot_run(Path(args.run_dir)):
+        print(path)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from vlm_rl.eval.table import comparison_table
+
+    print(comparison_table([Path(p) for p in args.reports], args.labels.split(",") if args.labels else None))
+
+
+def _config(args: argparse.Namespace) -> None:
+    from vlm_rl.config import describe, load_config, save_config
+
+    if args.config is None and not args.overrides:
+        print("\n".join(describe()))
+        return
+    config = load_config(args.config, args.overrides)
+    save_config(config, "/dev/stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlm-rl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, help in (("train", "GRPO training from a YAML config"), ("sft", "supervised fine-tuning from a YAML config")):
+        p = sub.add_parser(name, help=help)
+        p.add_argument("config", help="YAML config file (see configs/)")
+        p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.steps=20 algo.beta=0.04")
+        p.set_defaults(func=lambda a, kind="grpo" if name == "train" else "sft": _train(a, kind))
+
+    p = sub.add_parser("eval", help="evaluate a model on a record file and write a JSON report")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--data", required=True, help="Video-R1-format .json/.jsonl records")
+    p.add_argument("--config", help="config for prompts and media sampling (default: MODEL/vlm_rl.yaml if present)")
+    p.add_argument("--out", help="report path (default: MODEL/eval/<data>.json)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N records")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.temperature=0.7")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("make-tiny-model", help="build a tiny random-weight Qwen2.5-VL with a local tokenizer")
+    p.add_argument("out_dir")
+    p.add_argument("--size", choices=("tiny", "small"), default="tiny")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_make_tiny_model)
+
+    p = sub.add_parser("make-data", help="generate the synthetic video-reasoning dataset (mp4 + Video-R1 json)")
+    p.add_argument("out_dir")
+    p.add_argument("--n-train", type=int, default=2000)
+    p.add_argument("--n-test", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tasks", help="comma-separated subset of: color,direction,count,order,colors_present")
+    p.add_argument("--frames", type=int, default=4, help="frames per clip")
+    p.add_argument("--size", type=int, default=56, help="frame width and height in pixels")
+    p.add_argument("--fps", type=float, default=4.0)
+    p.add_argument("--distractors", type=int, default=0, help="extra static objects per clip")
+    p.add_argument("--speed", type=float, default=1.0, help="motion speed multiplier")
+    p.set_defaults(func=_make_data)
+
+    p = sub.add_parser("plot", help="write PNG curves of a run's metrics.jsonl")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("report", help="print a before/after table of eval reports")
+    p.add_argument("reports", nargs="+", help="eval report JSON files")
+    p.add_argument("--labels", help="comma-separated column labels")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("config", help="list every config field with its help, or print a resolved config")
+    p.add_argument("config", nargs="?", help="YAML config file")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"vlm-rl {args.command}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

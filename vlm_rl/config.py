@@ -1,0 +1,310 @@
+"""One typed config tree: YAML files plus dotted command-line overrides, validated on load.
+
+Every field carries a one-line help (``field(metadata={"help": ...})``); `describe()` prints them.
+Unknown keys and wrong types are refused with a message that names the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key and what to change."""
+
+
+def _f(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def _sub(cls: type, help: str) -> Any:
+    return field(default_factory=cls, metadata={"help": help})
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = _f(False, "Train LoRA adapters (peft) instead of all weights.")
+    r: int = _f(16, "LoRA rank.")
+    alpha: int = _f(32, "LoRA alpha (scaling = alpha / r).")
+    dropout: float = _f(0.0, "LoRA dropout.")
+    target_modules: list[str] = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], "Module names of the language model that get adapters."
+    )
+
+
+@dataclass
+class ModelConfig:
+    path: str = _f("", "A local directory loadable by transformers (Qwen2.5-VL / Qwen2-VL) or a hub id on a networked machine.")
+    dtype: Literal["float32", "bfloat16", "float16"] = _f("float32", "Parameter dtype for training and rollout.")
+    attn_implementation: str = _f("sdpa", "Attention kernel: sdpa, eager, or flash_attention_2 (GPU, extra 'gpu').")
+    freeze_vision: bool = _f(False, "Freeze the vision tower (its parameters get no gradient).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
+    lora: LoraConfig = _sub(LoraConfig, "LoRA settings.")
+
+
+@dataclass
+class VideoConfig:
+    fps: float | None = _f(2.0, "Frames sampled per second of video (qwen-vl-utils 'fps'); exclusive with nframes.")
+    nframes: int | None = _f(None, "Fixed number of frames per video (qwen-vl-utils 'nframes'); exclusive with fps.")
+    min_frames: int = _f(4, "Lower bound on frames when sampling by fps.")
+    max_frames: int = _f(16, "Upper bound on frames when sampling by fps (Video-R1 trains with 16).")
+    min_pixels: int = _f(128 * 28 * 28, "Minimum pixels per frame; smaller videos are upscaled (qwen-vl-utils).")
+    max_pixels: int = _f(128 * 28 * 28, "Maximum pixels per frame (Video-R1 trains with 128*28*28).")
+    total_pixels: int = _f(90316800, "Pixel budget over all frames of one video (qwen-vl-utils VIDEO_TOTAL_PIXELS).")
+    reader: Literal["auto", "decord", "pyav"] = _f("auto", "Video decoder: decord, pyav, or auto (decord, else PyAV). Never torchvision.")
+
+
+@dataclass
+class ImageConfig:
+    min_pixels: int = _f(4 * 28 * 28, "Minimum pixels per image.")
+    max_pixels: int = _f(256 * 28 * 28, "Maximum pixels per image (Video-R1 uses 256*28*28).")
+
+
+@dataclass
+class DataConfig:
+    train_files: list[str] = _f([], "Training records: Video-R1 / TW-GRPO .json or .jsonl files.")
+    eval_files: list[str] = _f([], "Held-out records evaluated during and after training.")
+    media_root: str | None = _f(None, "Directory that record media paths are relative to (default: each file's directory).")
+    prompt_template: Literal["video_r1_train", "video_r1_eval", "short"] = _f(
+        "video_r1_train", "Question template: Video-R1's training or evaluation wording, or 'short' for tiny models."
+    )
+    system_prompt: str | None = _f(None, "System turn; None keeps the chat template's default.")
+    shuffle: bool = _f(True, "Shuffle training records each epoch (seeded).")
+    limit: int | None = _f(None, "Use only the first N records of the training files.")
+    prompt_cache_mb: int = _f(2048, "Memory for processed prompts (pixel values, token ids) reused across steps and epochs.")
+    video: VideoConfig = _sub(VideoConfig, "Video frame sampling (qwen-vl-utils semantics, per-record overrides win).")
+    image: ImageConfig = _sub(ImageConfig, "Image resizing.")
+
+
+@dataclass
+class RolloutConfig:
+    engine: Literal["hf"] = _f("hf", "Rollout engine: hf (transformers generate; CPU or GPU).")
+    num_generations: int = _f(8, "Group size G: completions sampled per prompt.")
+    max_new_tokens: int = _f(256, "Longest completion; longer ones are cut and marked truncated.")
+    temperature: float = _f(1.0, "Sampling temperature (0 = greedy).")
+    top_p: float = _f(1.0, "Nucleus sampling threshold.")
+    top_k: int = _f(0, "Top-k sampling (0 = off; HF's implicit default is 50).")
+
+
+@dataclass
+class RewardConfig:
+    weights: dict[str, float] = _f(
+        {"accuracy": 1.0, "format": 1.0}, "Reward name -> weight; the total is the weighted sum (Video-R1: accuracy + format)."
+    )
+    custom: dict[str, str] = _f({}, "Extra reward name -> 'package.module:function' taking a RewardContext.")
+
+
+@dataclass
+class AlgoConfig:
+    advantage: str = _f("grpo", "Advantage estimator: grpo (group mean/std, DeepSeekMath) or dr_grpo (mean only, Dr.GRPO).")
+    scale_by_std: bool = _f(True, "Divide by the reward std (off = Dr.GRPO).")
+    std_mode: Literal["group", "batch"] = _f("group", "Std over each group or over the whole batch.")
+    policy_loss: str = _f("clipped_surrogate", "Policy loss (PPO clipped surrogate).")
+    clip_low: float = _f(0.2, "Lower clip epsilon of the ratio.")
+    clip_high: float = _f(0.2, "Upper clip epsilon (DAPO clip-higher uses 0.28).")
+    beta: float = _f(0.0, "KL coefficient to the reference model; 0 loads no reference model.")
+    kl_estimator: Literal["k1", "k2", "k3"] = _f("k3", "Per-token KL estimator (Schulman).")
+    kl_clamp: float | None = _f(None, "Clamp of log(pi_ref/pi) before the KL estimator (GRPO-CARE uses 10).")
+    aggregation: Literal["seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"] = _f(
+        "seq_mean_token_mean", "Loss aggregation: GRPO per-sequence mean, DAPO token mean, or Dr.GRPO constant normaliser."
+    )
+    num_iterations: int = _f(1, "Optimizer updates per rollout batch (mu); >1 keeps the old log-probs.")
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = _f(100, "Training steps (each: one rollout batch, num_iterations updates).")
+    prompts_per_step: int = _f(4, "Prompts per step on each process (each sampled G times for GRPO).")
+    micro_batch_prompts: int = _f(4, "Prompts per forward/backward; the step accumulates over micro-batches.")
+    lr: float = _f(1e-6, "Peak learning rate (AdamW).")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    warmup_steps: int = _f(0, "Linear warm-up steps.")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = _f("constant", "Schedule after warm-up.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).")
+    log_every: int = _f(1, "Log metrics every N steps.")
+    sample_every: int = _f(10, "Log sample completions every N steps (0 = never).")
+    eval_every: int = _f(0, "Evaluate on data.eval_files every N steps (0 = only at the end).")
+    eval_limit: int | None = _f(None, "Evaluate on at most N held-out records.")
+    save_every: int = _f(0, "Write a checkpoint every N steps (0 = only at the end).")
+    keep_checkpoints: int = _f(2, "Checkpoints kept on disk (oldest are deleted).")
+    resume: str = _f("none", "'auto' continues from the newest complete checkpoint, 'none' starts fresh, or a checkpoint path.")
+
+
+@dataclass
+class EvalConfig:
+    max_new_tokens: int = _f(256, "Longest answer in evaluation.")
+    temperature: float = _f(0.0, "0 = greedy decoding; >0 samples.")
+    top_p: float = _f(1.0, "Nucleus threshold when sampling.")
+    batch_size: int = _f(16, "Prompts per generate call.")
+    mc_mode: Literal["strict", "lenient"] = _f("strict", "Multiple-choice scoring: exact letter (GRPO-CARE) or first letter.")
+
+
+@dataclass
+class RunConfig:
+    seed: int = _f(0, "Seed for data order, sampling and initialisation.")
+    output_dir: str = _f("runs/default", "Run directory: checkpoints, metrics.jsonl, TensorBoard events, samples.")
+    model: ModelConfig = _sub(ModelConfig, "Policy model.")
+    data: DataConfig = _sub(DataConfig, "Datasets, prompts and media sampling.")
+    rollout: RolloutConfig = _sub(RolloutConfig, "Sampling of completions.")
+    reward: RewardConfig = _sub(RewardConfig, "Reward functions and weights.")
+    algo: AlgoConfig = _sub(AlgoConfig, "Advantages, policy loss, KL, aggregation.")
+    trainer: TrainerConfig = _sub(TrainerConfig, "Optimisation, logging, checkpoints.")
+    eval: EvalConfig = _sub(EvalConfig, "Evaluation decoding and scoring.")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting ints to floats and nested dicts to dataclasses."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of fields, got {value!r}")
+        return _build(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} does not match {tp}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return {_convert(k, args[0], key): _convert(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp in (float, str) and not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected a {tp.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(f"unknown config key '{key}'; valid keys here: {sorted(names)}")
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _convert(value, hints[name], key)
+    default = cls()
+    for name in names - set(kwargs):
+        kwargs[name] = getattr(default, name)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"algo.beta=0.04"`` → (["algo", "beta"], 0.04); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = RunConfig) -> Any:
+    """Read a YAML file (or start from defaults), apply dotted overrides, validate the whole tree."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = values
+        for part in keys[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: '{part}' is not a section")
+        node[keys[-1]] = value
+    try:
+        config = _build(cls, values)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}" if path else str(err)) from None
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    """Refuse incompatible combinations with a message that says what to change."""
+    v = config.data.video
+    if v.fps is not None and v.nframes is not None:
+        raise ConfigError("data.video.fps and data.video.nframes are exclusive; set one of them to null")
+    if v.min_pixels > v.max_pixels:
+        raise ConfigError("data.video.min_pixels is larger than data.video.max_pixels")
+    if config.rollout.num_generations < 1:
+        raise ConfigError("rollout.num_generations must be at least 1")
+    if config.trainer.prompts_per_step % config.trainer.micro_batch_prompts:
+        raise ConfigError("trainer.prompts_per_step must be a multiple of trainer.micro_batch_prompts")
+    from vlm_rl.algorithms import ADVANTAGE_ESTIMATORS, POLICY_LOSSES
+
+    for key, registry in (("advantage", ADVANTAGE_ESTIMATORS), ("policy_loss", POLICY_LOSSES)):
+        if getattr(config.algo, key) not in registry:
+            raise ConfigError(f"algo.{key}: {getattr(config.algo, key)!r} is not one of {registry.names()}")
+    if config.algo.advantage == "dr_grpo" and config.algo.scale_by_std:
+        raise ConfigError("algo.advantage=dr_grpo never divides by the std; also set algo.scale_by_std=false")
+    if config.algo.beta < 0:
+        raise ConfigError("algo.beta must be >= 0")
+    if config.algo.num_iterations < 1:
+        raise ConfigError("algo.num_iterations must be at least 1")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain YAML-ready data."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def describe(cls: type = RunConfig, prefix: str = "") -> list[str]:
+    """One line per field: dotted key, default and help."""
+    lines = []
+    default = cls()
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        value = getattr(default, f.name)
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{key}: {f.metadata['help']}")
+            lines.extend(describe(type(value), key + "."))
+        else:
+            lines.append(f"{key} = {value!r}  # {f.metadata['help']}")
+    return lines

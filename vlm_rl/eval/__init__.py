@@ -1,0 +1,1 @@
+"""Evaluation: greedy or sampled answers scored with the training rules, reported per problem type."""

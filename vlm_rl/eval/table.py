@@ -1,0 +1,38 @@
+"""A before/after table of evaluation reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROWS = (
+    ("accuracy", "accuracy", "{:.1%}"),
+    ("format rate", "format_rate", "{:.1%}"),
+    ("mean completion length (tokens)", "mean_length", "{:.1f}"),
+    ("eval wall time (s)", "wall_time_s", "{:.1f}"),
+)
+
+
+def comparison_table(paths: list[Path], labels: list[str] | None = None) -> str:
+    """A Markdown table: one column per report, rows for the headline numbers and per-task accuracy."""
+    reports = [json.loads(p.read_text()) for p in paths]
+    labels = labels or [p.stem for p in paths]
+    if len(labels) != len(reports):
+        raise ValueError(f"{len(labels)} labels for {len(reports)} reports")
+    lines = ["| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for title, key, fmt in ROWS:
+        lines.append(f"| {title} | " + " | ".join(fmt.format(r[key]) for r in reports) + " |")
+    tasks = sorted({t for r in reports for t in r["by_task"]})
+    for task in tasks:
+        cells = [f"{r['by_task'][task]['accuracy']:.1%}" if task in r["by_task"] else "-" for r in reports]
+        lines.append(f"| accuracy: {task} | " + " | ".join(cells) + " |")
+    lines.append("| training wall time (s) | " + " | ".join(_train_time(r) for r in reports) + " |")
+    lines.append("| records | " + " | ".join(str(r["n"]) for r in reports) + " |")
+    return "\n".join(lines)
+
+
+def _train_time(report: dict) -> str:
+    summary = Path(report["settings"].get("model", "")) / "train_summary.json"
+    if not summary.is_file():
+        return "-"
+    return f"{json.loads(summary.read_text())['train_wall_time_s']:.0f}"

@@ -1,0 +1,190 @@
+"""The model-family adapter: chat messages, processor inputs, batching of prompts and completions.
+
+Everything that is specific to Qwen2-VL / Qwen2.5-VL (vision placeholder tokens, mRoPE inputs,
+``second_per_grid_ts``, ``mm_token_type_ids``) lives here, chosen from the model config's
+``model_type`` and never from a path substring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+from PIL import Image
+
+from data_pipelines.schema import Sample
+from vlm_rl.media import VideoClip
+
+VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
+SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
+
+
+@dataclass(frozen=True)
+class PromptInputs:
+    """One processed prompt (batch dimension removed): token ids and its vision features.
+
+    Shapes: input_ids, mm_token_type_ids [P]; pixel_values_videos [N_patches, D] with
+    video_grid_thw [1, 3] and second_per_grid_ts [1]; likewise pixel_values / image_grid_thw.
+    """
+
+    input_ids: torch.Tensor
+    mm_token_type_ids: torch.Tensor
+    pixel_values_videos: torch.Tensor | None = None
+    video_grid_thw: torch.Tensor | None = None
+    second_per_grid_ts: torch.Tensor | None = None
+    pixel_values: torch.Tensor | None = None
+    image_grid_thw: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        tensors = (getattr(self, f.name) for f in fields(self))
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Model inputs for rows of ``[left-padded prompt | right-padded completion]``.
+
+    `model_inputs` go straight to the model's forward or generate; `completion_ids` and
+    `completion_mask` are [B, C] (C = 0 for generation batches); `prompt_width` is the padded
+    prompt length, so completion token t sits at column ``prompt_width + t``.
+    """
+
+    model_inputs: dict[str, torch.Tensor]
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    prompt_width: int
+
+
+class QwenVLAdapter:
+    """Adapter for Qwen2-VL and Qwen2.5-VL processors and models."""
+
+    def __init__(self, processor, model_type: str) -> None:
+        if model_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(f"model_type {model_type!r} is not supported; supported: {SUPPORTED_MODEL_TYPES}")
+        self.processor = processor
+        self.model_type = model_type
+        tokenizer = processor.tokenizer
+        self.tokenizer = tokenizer
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.eos_token_ids = sorted({tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")})
+        self.blocked_token_ids = [tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
+        self.video_token_id = tokenizer.convert_tokens_to_ids("<|video_pad|>")
+        self.image_token_id = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.merge_size = processor.video_processor.merge_size
+
+    def messages(self, sample: Sample, text: str, system_prompt: str | None = None) -> list[dict]:
+        """Chat messages with the media item first and the question text after it."""
+        content: list[dict] = []
+        if sample.data_type in ("video", "image"):
+            content.append({"type": sample.data_type, sample.data_type: str(sample.media_path)})
+        content.append({"type": "text", "text": text})
+        messages = [{"role": "user", "content": content}]
+        if system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": [{"type": "text", "text": system_prompt}]})
+        return messages
+
+    def render(self, messages: list[dict], *, add_generation_prompt: bool) -> str:
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def encode(self, text: str, *, video: VideoClip | None = None, image: Image.Image | None = None) -> PromptInputs:
+        """Run the processor on one rendered prompt and its already-sampled media."""
+        kwargs: dict = {"text": [text], "return_tensors": "pt"}
+        if video is not None:
+            kwargs["videos"] = [video.frames]
+            kwargs["video_metadata"] = [
+                {"total_num_frames": video.total_frames, "fps": video.source_fps, "frames_indices": list(video.indices)}
+            ]
+            kwargs["do_sample_frames"] = False
+        if image is not None:
+            kwargs["images"] = [image]
+        if video is not None or image is not None:
+            kwargs["do_resize"] = False
+        out = self.processor(**kwargs)
+        inputs = PromptInputs(
+            input_ids=out["input_ids"][0],
+            mm_token_type_ids=out["mm_token_type_ids"][0],
+            pixel_values_videos=out.get("pixel_values_videos"),
+            video_grid_thw=out.get("video_grid_thw"),
+            second_per_grid_ts=_as_tensor(out.get("second_per_grid_ts")),
+            pixel_values=out.get("pixel_values"),
+            image_grid_thw=out.get("image_grid_thw"),
+        )
+        self._check_vision_tokens(inputs)
+        return inputs
+
+    def _check_vision_tokens(self, inputs: PromptInputs) -> None:
+        for token_id, grid, name in (
+            (self.video_token_id, inputs.video_grid_thw, "video"),
+            (self.image_token_id, inputs.image_grid_thw, "image"),
+        ):
+            n_tokens = int((inputs.input_ids == token_id).sum())
+            n_features = 0 if grid is None else int(grid.prod(-1).sum()) // self.merge_size**2
+            if n_tokens != n_features:
+                raise ValueError(
+                    f"prompt has {n_tokens} {name} placeholder tokens but {n_features} {name} features; "
+                    "the chat template and the media do not agree"
+                )
+
+    def collate(
+        self,
+        prompts: Sequence[PromptInputs],
+        repeats: Sequence[int] | int = 1,
+        completions: Sequence[Sequence[int]] | None = None,
+    ) -> Batch:
+        """Batch prompts (each repeated `repeats` times) followed by their completions.
+
+        Rows are ordered prompt by prompt: prompt i occupies `repeats[i]` consecutive rows, and
+        `completions` (if given) lists one token sequence per row in that order.
+        """
+        if isinstance(repeats, int):
+            repeats = [repeats] * len(prompts)
+        rows = [p for p, r in zip(prompts, repeats) for _ in range(r)]
+        completions = completions if completions is not None else [[] for _ in rows]
+        if len(completions) != len(rows):
+            raise ValueError(f"{len(completions)} completions for {len(rows)} prompt rows")
+        width = max(p.length for p in rows)
+        c_len = max((len(c) for c in completions), default=0)
+        n = len(rows)
+        input_ids = torch.full((n, width + c_len), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((n, width + c_len), dtype=torch.long)
+        token_types = torch.zeros((n, width + c_len), dtype=torch.long)
+        completion_ids = torch.full((n, c_len), self.pad_token_id, dtype=torch.long)
+        completion_mask = torch.zeros((n, c_len), dtype=torch.float32)
+        for i, (prompt, completion) in enumerate(zip(rows, completions)):
+            start = width - prompt.length
+            input_ids[i, start:width] = prompt.input_ids
+            token_types[i, start:width] = prompt.mm_token_type_ids
+            attention[i, start:width] = 1
+            c = len(completion)
+            if c:
+                ids = torch.as_tensor(list(completion), dtype=torch.long)
+                input_ids[i, width : width + c] = ids
+                attention[i, width : width + c] = 1
+                completion_ids[i, :c] = ids
+                completion_mask[i, :c] = 1.0
+        model_inputs: dict[str, torch.Tensor] = {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "mm_token_type_ids": token_types,
+        }
+        for key, grid_key in (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw")):
+            with_media = [p for p in rows if getattr(p, key) is not None]
+            if with_media:
+                model_inputs[key] = torch.cat([getattr(p, key) for p in with_media])
+                model_inputs[grid_key] = torch.cat([getattr(p, grid_key) for p in with_media])
+        with_video = [p for p in rows if p.second_per_grid_ts is not None]
+        if with_video:
+            model_inputs["second_per_grid_ts"] = torch.cat([p.second_per_grid_ts for p in with_video])
+        return Batch(model_inputs, completion_ids, completion_mask, width)
+
+
+def _as_tensor(value) -> torch.Tensor | None:
+    if value is None:
+        return None
+    return torch.as_tensor(value, dtype=torch.float32).reshape(-1)

@@ -1,0 +1,100 @@
+"""Load a policy (and its processor) from a local directory or hub id; LoRA and freezing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from vlm_rl.config import ModelConfig
+from vlm_rl.models.adapter import SUPPORTED_MODEL_TYPES, QwenVLAdapter
+
+_PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json")
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(ValueError):
+    """A model directory cannot be used; the message says which file is missing and what to do."""
+
+
+def _model_type(path: str) -> str:
+    local = Path(path)
+    if local.is_dir():
+        config_file = local / "config.json"
+        if not config_file.is_file():
+            raise ModelLoadError(f"model directory {local} has no config.json; point model.path at a saved model")
+        if not any((local / name).is_file() for name in _PROCESSOR_FILES):
+            raise ModelLoadError(
+                f"model directory {local} has no processor ({' / '.join(_PROCESSOR_FILES)}); "
+                "save one there with processor.save_pretrained(dir)"
+            )
+        model_type = json.loads(config_file.read_text()).get("model_type", "")
+    else:
+        from transformers import AutoConfig
+
+        model_type = AutoConfig.from_pretrained(path).model_type
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelLoadError(f"{path}: model_type {model_type!r} is not supported; supported: {SUPPORTED_MODEL_TYPES}")
+    return model_type
+
+
+def model_class(model_type: str):
+    """The transformers class for a supported model type."""
+    import transformers
+
+    return {
+        "qwen2_5_vl": transformers.Qwen2_5_VLForConditionalGeneration,
+        "qwen2_vl": transformers.Qwen2VLForConditionalGeneration,
+    }[model_type]
+
+
+def load_adapter(path: str) -> QwenVLAdapter:
+    """The processor of the model at `path`, wrapped in its family adapter."""
+    from transformers import AutoProcessor
+
+    if not path:
+        raise ModelLoadError("model.path is empty; set it to a model directory (vlm-rl make-tiny-model DIR builds one)")
+    model_type = _model_type(path)
+    return QwenVLAdapter(AutoProcessor.from_pretrained(path), model_type)
+
+
+def load_model(cfg: ModelConfig, *, trainable: bool = True):
+    """Load the policy weights described by `cfg` (LoRA and vision freezing applied when trainable)."""
+    model_type = _model_type(cfg.path)
+    model = model_class(model_type).from_pretrained(
+        cfg.path, dtype=_DTYPES[cfg.dtype], attn_implementation=cfg.attn_implementation
+    )
+    if not trainable:
+        model.requires_grad_(False)
+        return model.eval()
+    if cfg.freeze_vision:
+        vision_tower(model).requires_grad_(False)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=_language_modules(model, cfg.lora.target_modules),
+        )
+        model = get_peft_model(model, lora)
+    return model
+
+
+def vision_tower(model) -> torch.nn.Module:
+    """The vision encoder of a (possibly peft-wrapped) Qwen-VL model."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.model.visual
+
+
+def _language_modules(model, names: list[str]) -> list[str]:
+    """Full module names of the language model matching `names` (LoRA stays out of the vision tower)."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if ".visual." not in f".{name}." and name.rsplit(".", 1)[-1] in names and isinstance(module, torch.nn.Linear)
+    ]

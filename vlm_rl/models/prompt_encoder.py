@@ -1,0 +1,58 @@
+"""Turn a Sample into processed model inputs: prompt text, decoded frames, processor output."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from data_pipelines.prompts import build_prompt_text
+from data_pipelines.schema import Sample
+from vlm_rl.config import DataConfig
+from vlm_rl.media import FrameCache, ImageSampling, VideoSampling
+from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
+
+
+class PromptEncoder:
+    """Encodes samples once and keeps recent results within `data.prompt_cache_mb` (frames are cached separately)."""
+
+    def __init__(self, adapter: QwenVLAdapter, data: DataConfig) -> None:
+        self.adapter = adapter
+        self.data = data
+        v = data.video
+        self.video_sampling = VideoSampling(
+            fps=v.fps,
+            nframes=v.nframes,
+            min_frames=v.min_frames,
+            max_frames=v.max_frames,
+            min_pixels=v.min_pixels,
+            max_pixels=v.max_pixels,
+            total_pixels=v.total_pixels,
+        )
+        self.image_sampling = ImageSampling(min_pixels=data.image.min_pixels, max_pixels=data.image.max_pixels)
+        self.frames = FrameCache()
+        self._prompts: OrderedDict[str, PromptInputs] = OrderedDict()
+        self._budget = data.prompt_cache_mb * 2**20
+        self._bytes = 0
+
+    def text(self, sample: Sample) -> str:
+        """The rendered chat prompt (generation prompt appended)."""
+        question = build_prompt_text(sample, self.data.prompt_template)
+        messages = self.adapter.messages(sample, question, self.data.system_prompt)
+        return self.adapter.render(messages, add_generation_prompt=True)
+
+    def encode(self, sample: Sample) -> PromptInputs:
+        key = sample.origin
+        if key in self._prompts:
+            self._prompts.move_to_end(key)
+            return self._prompts[key]
+        video = image = None
+        if sample.data_type == "video":
+            sampling = self.video_sampling.with_overrides(sample.media_overrides)
+            video = self.frames.get_video(sample.media_path, sampling, self.data.video.reader)
+        elif sample.data_type == "image":
+            image = self.frames.get_image(sample.media_path, self.image_sampling)
+        inputs = self.adapter.encode(self.text(sample), video=video, image=image)
+        self._prompts[key] = inputs
+        self._bytes += inputs.nbytes
+        while self._bytes > self._budget and len(self._prompts) > 1:
+            self._bytes -= self._prompts.popitem(last=False)[1].nbytes
+        return inputs

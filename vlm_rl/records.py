@@ -1,0 +1,27 @@
+"""Load record files and check every video and image before any model work starts."""
+
+from __future__ import annotations
+
+from data_pipelines.formats import load_samples
+from data_pipelines.schema import Sample
+from vlm_rl.media import ImageSampling, MediaError, probe_video, read_image
+
+
+def load_records(
+    files: list[str], media_root: str | None, *, limit: int | None = None, reader: str = "auto"
+) -> list[Sample]:
+    """Read every file, then probe every video and image, so bad input stops the run before training."""
+    samples: list[Sample] = []
+    for file in files:
+        samples.extend(load_samples(file, media_root=media_root))
+    if limit is not None:
+        samples = samples[:limit]
+    for sample in samples:
+        try:
+            if sample.data_type == "video":
+                probe_video(sample.media_path, reader)
+            elif sample.data_type == "image":
+                read_image(sample.media_path, ImageSampling())
+        except MediaError as err:
+            raise MediaError(f"{sample.origin}: {err}") from None
+    return samples

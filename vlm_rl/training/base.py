@@ -1,0 +1,183 @@
+"""What the GRPO and SFT loops share: data and model setup, optimiser, checkpoints, logging."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from vlm_rl.config import RunConfig, save_config
+from vlm_rl.eval.runner import evaluate
+from vlm_rl.models.loading import load_adapter, load_model
+from vlm_rl.models.prompt_encoder import PromptEncoder
+from vlm_rl.records import load_records
+from vlm_rl.training.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
+from vlm_rl.training.metrics_log import RunLogger
+from vlm_rl.training.sampler import PromptSampler
+
+PROGRESS_KEYS = ("reward", "accuracy", "loss", "sec_per_step")
+
+
+class Trainer:
+    """Builds everything a training loop needs from one RunConfig; subclasses implement `step`."""
+
+    name = "train"
+
+    def __init__(self, config: RunConfig) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        if not config.data.train_files:
+            raise ValueError("data.train_files is empty; give at least one .json/.jsonl file of records")
+        self.config = config
+        self.accelerator = Accelerator()
+        set_seed(config.seed)
+        self.run_dir = Path(config.output_dir)
+        self.is_main = self.accelerator.is_main_process
+        self.adapter = load_adapter(config.model.path)
+        self.train_samples = load_records(
+            config.data.train_files, config.data.media_root, limit=config.data.limit, reader=config.data.video.reader
+        )
+        if not self.train_samples:
+            raise ValueError(f"no training records in {config.data.train_files}")
+        self.eval_samples = load_records(
+            config.data.eval_files, config.data.media_root, limit=config.trainer.eval_limit, reader=config.data.video.reader
+        )
+        self.encoder = PromptEncoder(self.adapter, config.data)
+        self.sampler = PromptSampler(
+            self.train_samples,
+            seed=config.seed,
+            shuffle=config.data.shuffle,
+            rank=self.accelerator.process_index,
+            world_size=self.accelerator.num_processes,
+        )
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        resume_from = find_resume_checkpoint(config.trainer.resume, self.checkpoint_dir)
+        if resume_from is None:
+            model = load_model(config.model)
+        elif config.model.lora.enabled:
+            model = _reload_lora(config, resume_from)
+        else:
+            model = load_model(dataclasses.replace(config.model, path=str(resume_from / "model")))
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("no trainable parameters: check model.freeze_vision and model.lora settings")
+        optimizer = torch.optim.AdamW(params, lr=config.trainer.lr, weight_decay=config.trainer.weight_decay)
+        scheduler = _scheduler(config, optimizer, self.optimizer_steps())
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.start_step = 0
+        if resume_from is not None:
+            state = load_checkpoint(resume_from, self.optimizer, self.scheduler)
+            self.sampler.load_state_dict(state.extra["sampler"])
+            self.start_step = state.step
+        self.logger = RunLogger(self.run_dir, enabled=self.is_main)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.run_dir / "config.yaml")
+            self.logger.truncate_after(self.start_step)
+
+    @property
+    def policy(self):
+        """The unwrapped model (for generation and saving)."""
+        return self.accelerator.unwrap_model(self.model)
+
+    def optimizer_steps(self) -> int:
+        return self.config.trainer.steps
+
+    def step(self, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def train(self) -> Path:
+        """Run the remaining steps, evaluate, save the final model; returns its directory."""
+        cfg = self.config.trainer
+        self._started = time.perf_counter()
+        bar = tqdm(
+            range(self.start_step + 1, cfg.steps + 1),
+            initial=self.start_step,
+            total=cfg.steps,
+            desc=self.name,
+            disable=not self.is_main,
+        )
+        for step in bar:
+            started = time.perf_counter()
+            metrics = self.step(step)
+            metrics["sec_per_step"] = time.perf_counter() - started
+            metrics["lr"] = self.scheduler.get_last_lr()[0]
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+                metrics.update(self.evaluate())
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                self.logger.log(step, metrics)
+            bar.set_postfix({k: f"{metrics[k]:.3g}" for k in PROGRESS_KEYS if k in metrics})
+            if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.steps:
+                self.save_checkpoint(step)
+        final = self.finish()
+        self.logger.close()
+        return final
+
+    def evaluate(self) -> dict[str, float]:
+        """Greedy accuracy on the held-out records (empty dict when there are none)."""
+        if not self.eval_samples:
+            return {}
+        report = evaluate(self.policy, self.adapter, self.encoder, self.eval_samples, self.config.eval)
+        return {f"eval/{k}": v for k, v in report.summary().items()}
+
+    def save_checkpoint(self, step: int) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            save_checkpoint(
+                self.checkpoint_dir,
+                step,
+                write_model=self.write_model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                extra={"sampler": self.sampler.state_dict()},
+                keep=self.config.trainer.keep_checkpoints,
+            )
+        self.accelerator.wait_for_everyone()
+
+    def write_model(self, path: Path) -> None:
+        self.policy.save_pretrained(path, safe_serialization=True)
+        self.adapter.processor.save_pretrained(path)
+
+    def finish(self) -> Path:
+        """Final evaluation (logged) and the final model, LoRA merged, with the run's config beside it."""
+        summary = self.evaluate()
+        if summary:
+            self.logger.log(self.config.trainer.steps, summary)
+        final = self.run_dir / "final"
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            model = self.policy
+            if hasattr(model, "merge_and_unload"):
+                model = model.merge_and_unload()
+            model.save_pretrained(final, safe_serialization=True)
+            self.adapter.processor.save_pretrained(final)
+            save_config(self.config, final / "vlm_rl.yaml")
+            summary = {
+                "stage": self.name,
+                "steps": self.config.trainer.steps,
+                "resumed_from_step": self.start_step,
+                "train_wall_time_s": time.perf_counter() - self._started,
+                "run_dir": str(self.run_dir),
+            }
+            (final / "train_summary.json").write_text(json.dumps(summary, indent=1))
+        return final
+
+
+def _reload_lora(config: RunConfig, checkpoint: Path):
+    from peft import PeftModel
+
+    base = load_model(dataclasses.replace(config.model, lora=dataclasses.replace(config.model.lora, enabled=False)))
+    return PeftModel.from_pretrained(base, checkpoint / "model", is_trainable=True)
+
+
+def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer, total: int) -> Any:
+    from transformers import get_scheduler
+
+    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[config.trainer.lr_scheduler]
+    return get_scheduler(name, optimizer, num_warmup_steps=config.trainer.warmup_steps, num_training_steps=total)

@@ -1,0 +1,124 @@
+"""Atomic, complete checkpoints: model, optimizer, scheduler, RNG states, step and data position.
+
+A checkpoint is written into a temporary directory next to its final place and renamed when
+complete, so a run killed at any moment leaves the previous checkpoint intact. Only directories
+named ``step_NNNNNNNN`` are complete; ``.tmp-*`` leftovers are ignored and cleaned up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+STATE_FILE = "trainer_state.json"
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    path: Path
+    step: int
+    extra: dict[str, Any]
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    *,
+    write_model: Callable[[Path], None],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    extra: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write checkpoint `step` under `root` atomically and prune old ones down to `keep`."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    tmp = root / f".tmp-step_{step:08d}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    write_model(tmp / "model")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(rng_state(), tmp / "rng.pt")
+    (tmp / STATE_FILE).write_text(json.dumps({"step": step, **extra}, indent=1))
+    _fsync_tree(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old)
+    for leftover in root.glob(".tmp-step_*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoints under `root`, oldest first."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step_*") if p.is_dir() and (p / STATE_FILE).is_file())
+
+
+def find_resume_checkpoint(resume: str, root: Path) -> Path | None:
+    """Resolve ``trainer.resume``: 'none', 'auto' (newest complete checkpoint, if any) or a path."""
+    if resume == "none":
+        return None
+    if resume == "auto":
+        found = list_checkpoints(root)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(f"trainer.resume={resume}: no complete checkpoint there ({STATE_FILE} missing)")
+    return path
+
+
+def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> CheckpointState:
+    """Restore optimizer, scheduler and RNG states; the caller loads the model from ``path / 'model'``."""
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    state = json.loads((path / STATE_FILE).read_text())
+    step = state.pop("step")
+    return CheckpointState(path, step, state)
+
+
+def _fsync_tree(path: Path) -> None:
+    for file in path.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,166 @@
+"""The GRPO loop: sample groups, score them, compute group advantages, update the policy.
+
+The trainer orchestrates; every formula lives in `vlm_rl.algorithms` and is looked up by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from data_pipelines.schema import Sample
+from vlm_rl.algorithms import get_advantage_fn, get_policy_loss_fn
+from vlm_rl.algorithms.advantages import group_reward_std
+from vlm_rl.config import RunConfig
+from vlm_rl.models.adapter import PromptInputs
+from vlm_rl.models.loading import load_model
+from vlm_rl.models.logprobs import completion_logprobs
+from vlm_rl.rewards import RewardContext, RewardPipeline
+from vlm_rl.rollout import HFRolloutEngine, Rollouts, SamplingParams
+from vlm_rl.training.base import Trainer
+
+
+class GRPOTrainer(Trainer):
+    name = "grpo"
+
+    def __init__(self, config: RunConfig) -> None:
+        self.rewards = RewardPipeline(config.reward.weights, custom=config.reward.custom)
+        super().__init__(config)
+        algo = config.algo
+        self.advantage_fn = get_advantage_fn(algo.advantage)
+        self.policy_loss_fn = get_policy_loss_fn(algo.policy_loss)
+        self.ref_model = load_model(config.model, trainable=False) if algo.beta > 0 else None
+        if self.ref_model is not None:
+            self.ref_model.to(self.accelerator.device)
+        self.engine = HFRolloutEngine(self.policy, self.adapter)
+        r = config.rollout
+        self.sampling = SamplingParams(
+            n=r.num_generations, max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k
+        )
+
+    def optimizer_steps(self) -> int:
+        return self.config.trainer.steps * self.config.algo.num_iterations
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg = self.config
+        samples = self.sampler.take(cfg.trainer.prompts_per_step)
+        prompts = [self.encoder.encode(s) for s in samples]
+        self.engine.model = self.policy
+        rollouts = self.engine.generate(prompts, self.sampling)
+        rewards = self.rewards(self._contexts(samples, rollouts))
+        advantages = self.advantage_fn(
+            rewards.total, rollouts.group_ids, scale_by_std=cfg.algo.scale_by_std, std_mode=cfg.algo.std_mode
+        )
+        chunks = self._micro_batches(prompts, rollouts)
+        old_logps = self._frozen_logps(self.model, chunks) if cfg.algo.num_iterations > 1 else None
+        ref_logps = self._frozen_logps(self.ref_model, chunks) if self.ref_model is not None else None
+        totals = {"rows": len(rollouts), "tokens": sum(rollouts.lengths)}
+        stats: dict[str, float] = {}
+        for iteration in range(cfg.algo.num_iterations):
+            for i, (batch, rows) in enumerate(chunks):
+                weight = self._chunk_weight(batch.completion_mask, totals)
+                logp, entropy = completion_logprobs(self.model, batch, with_entropy=iteration == 0)
+                out = self.policy_loss_fn(
+                    logp,
+                    old_logps[i] if old_logps is not None else logp.detach(),
+                    advantages[rows].to(logp.device),
+                    batch.completion_mask.to(logp.device),
+                    clip_low=cfg.algo.clip_low,
+                    clip_high=cfg.algo.clip_high,
+                    ref_logp=ref_logps[i] if ref_logps is not None else None,
+                    beta=cfg.algo.beta,
+                    kl_estimator=cfg.algo.kl_estimator,
+                    kl_clamp=cfg.algo.kl_clamp,
+                    aggregation=cfg.algo.aggregation,
+                    norm_const=cfg.rollout.max_new_tokens,
+                )
+                self.accelerator.backward(out.loss * weight)
+                if iteration == 0:
+                    mask = batch.completion_mask.to(logp.device)
+                    _accumulate(stats, "loss", out.loss.item() * weight)
+                    _accumulate(stats, "kl", out.kl.item() * weight)
+                    _accumulate(stats, "clip_fraction", out.clip_fraction.item() * weight)
+                    _accumulate(stats, "entropy", float((entropy * mask).sum() / totals["tokens"]))
+            stats["grad_norm"] = self._optimizer_step()
+        return self._metrics(step, samples, rollouts, rewards, stats)
+
+    def _contexts(self, samples: Sequence[Sample], rollouts: Rollouts) -> list[RewardContext]:
+        return [
+            RewardContext(
+                completion=text,
+                solution=samples[g].solution,
+                problem_type=samples[g].problem_type,
+                options=samples[g].options,
+                sample_id=samples[g].sample_id,
+            )
+            for text, g in zip(rollouts.texts, rollouts.group_ids.tolist())
+        ]
+
+    def _micro_batches(self, prompts: Sequence[PromptInputs], rollouts: Rollouts):
+        """(Batch, row indices) per micro-batch of whole groups, so no group is split."""
+        n, size = self.sampling.n, self.config.trainer.micro_batch_prompts
+        chunks = []
+        for start in range(0, len(prompts), size):
+            rows = torch.arange(start * n, min(start + size, len(prompts)) * n)
+            completions = [rollouts.completion_ids[r] for r in rows.tolist()]
+            chunks.append((self.adapter.collate(prompts[start : start + size], n, completions), rows))
+        return chunks
+
+    @torch.no_grad()
+    def _frozen_logps(self, model, chunks) -> list[torch.Tensor]:
+        return [completion_logprobs(model, batch)[0] for batch, _ in chunks]
+
+    def _chunk_weight(self, mask: torch.Tensor, totals: dict[str, int]) -> float:
+        """Share of the step's loss carried by one micro-batch under the configured aggregation."""
+        if self.config.algo.aggregation == "token_mean":
+            return float(mask.sum()) / max(totals["tokens"], 1)
+        return mask.shape[0] / totals["rows"]
+
+    def _optimizer_step(self) -> float:
+        max_norm = self.config.trainer.max_grad_norm
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if max_norm > 0:
+            norm = float(self.accelerator.clip_grad_norm_(params, max_norm))
+        else:
+            norm = float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    def _metrics(self, step, samples, rollouts: Rollouts, rewards, stats: dict[str, float]) -> dict[str, float]:
+        lengths = torch.tensor(rollouts.lengths, dtype=torch.float32)
+        metrics = {
+            "reward": float(rewards.total.mean()),
+            "reward_std": float(group_reward_std(rewards.total, rollouts.group_ids).mean()),
+            "zero_std_groups": float(
+                (group_reward_std(rewards.total, rollouts.group_ids) == 0).float().mean()
+            ),
+            "completion_length": float(lengths.mean()),
+            "truncated": sum(rollouts.truncated) / len(rollouts),
+            **{f"reward/{k}": float(v.mean()) for k, v in rewards.scores.items()},
+            **stats,
+        }
+        if "accuracy" in rewards.scores:
+            metrics["accuracy"] = float(rewards.scores["accuracy"].mean())
+        every = self.config.trainer.sample_every
+        if every and step % every == 0:
+            group = rollouts.group_ids == 0
+            self.logger.log_samples(
+                step,
+                [
+                    {
+                        "sample": samples[0].origin,
+                        "completion": rollouts.texts[i],
+                        "reward": float(rewards.total[i]),
+                        **{k: float(v[i]) for k, v in rewards.scores.items()},
+                    }
+                    for i in torch.nonzero(group).flatten().tolist()
+                ],
+            )
+        return metrics
+
+
+def _accumulate(stats: dict[str, float], key: str, value: float) -> None:
+    stats[key] = stats.get(key, 0.0) + value

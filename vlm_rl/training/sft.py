@@ -1,0 +1,46 @@
+"""Supervised fine-tuning: masked next-token loss on the assistant turn, same data and config."""
+
+from __future__ import annotations
+
+import torch
+
+from data_pipelines.prompts import sft_target
+from vlm_rl.config import RunConfig
+from vlm_rl.models.logprobs import completion_logprobs
+from vlm_rl.training.base import Trainer
+
+
+class SFTTrainer(Trainer):
+    """Each step takes `trainer.prompts_per_step` records; the target is ``process + "\\n" + solution``."""
+
+    name = "sft"
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__(config)
+        self.end_of_turn = self.adapter.tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def target_ids(self, sample) -> list[int]:
+        ids = self.adapter.tokenizer(sft_target(sample), add_special_tokens=False)["input_ids"]
+        return [*ids, self.end_of_turn]
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg = self.config.trainer
+        samples = self.sampler.take(cfg.prompts_per_step)
+        targets = [self.target_ids(s) for s in samples]
+        total_tokens = sum(len(t) for t in targets)
+        loss_sum = 0.0
+        for start in range(0, len(samples), cfg.micro_batch_prompts):
+            chunk = samples[start : start + cfg.micro_batch_prompts]
+            prompts = [self.encoder.encode(s) for s in chunk]
+            batch = self.adapter.collate(prompts, 1, targets[start : start + cfg.micro_batch_prompts])
+            logp, _ = completion_logprobs(self.model, batch)
+            mask = batch.completion_mask.to(logp.device)
+            loss = -(logp * mask).sum() / total_tokens
+            self.accelerator.backward(loss)
+            loss_sum += loss.item()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_norm = float(self.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)) if cfg.max_grad_norm > 0 else 0.0
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": loss_sum, "grad_norm": grad_norm, "tokens": float(total_tokens)}

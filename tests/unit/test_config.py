@@ -1,0 +1,86 @@
+"""The config tree: YAML + dotted overrides, validation with messages that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from vlm_rl.config import ConfigError, RunConfig, describe, load_config, parse_override
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_overrides_reach_nested_fields_and_keep_types():
+    config = load_config(None, ["algo.beta=0.04", "trainer.steps=20", "data.video.fps=null", "data.video.nframes=8"])
+    assert config.algo.beta == 0.04 and config.trainer.steps == 20
+    assert config.data.video.fps is None and config.data.video.nframes == 8
+    assert isinstance(load_config(None, ["trainer.lr=1"]).trainer.lr, float)
+    assert load_config(None, ["trainer.lr=1e-3"]).trainer.lr == pytest.approx(1e-3)
+
+
+def test_lists_and_mappings_parse_as_yaml():
+    config = load_config(None, ["data.train_files=[a.json, b.jsonl]", "reward.weights={accuracy: 1, format: 0.5}"])
+    assert config.data.train_files == ["a.json", "b.jsonl"]
+    assert config.reward.weights == {"accuracy": 1.0, "format": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("algo.bta=1", "unknown config key 'algo.bta'"),
+        ("trainer.steps=abc", "trainer.steps: expected an integer"),
+        ("trainer.steps=1.5", "trainer.steps: expected an integer"),
+        ("model.freeze_vision=3", "model.freeze_vision: expected true or false"),
+        ("data.video.reader=torchvision", "data.video.reader: 'torchvision' is not one of"),
+        ("trainer.lr=fast", "trainer.lr: expected a number"),
+        ("nonsense=1", "unknown config key 'nonsense'"),
+        ("algo.advantage=ppo", "algo.advantage: 'ppo' is not one of"),
+    ],
+)
+def test_bad_keys_and_types_are_refused_with_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.video.nframes=8"], "fps and data.video.nframes are exclusive"),
+        (["trainer.prompts_per_step=3", "trainer.micro_batch_prompts=2"], "multiple of"),
+        (["algo.advantage=dr_grpo"], "scale_by_std=false"),
+        (["algo.beta=-1"], "algo.beta"),
+    ],
+)
+def test_incompatible_combinations_say_what_to_change(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n  stpes: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'trainer.stpes'"):
+        load_config(bad)
+
+
+def test_override_syntax_error():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("trainer.steps")
+
+
+def test_every_field_has_help_and_shipped_configs_load():
+    def walk(cls):
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+            default = getattr(cls(), f.name)
+            if dataclasses.is_dataclass(default):
+                walk(type(default))
+
+    walk(RunConfig)
+    assert any(line.startswith("algo.beta = 0.0  # ") for line in describe())
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        load_config(path)

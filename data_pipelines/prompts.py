@@ -44,8 +44,11 @@ SHORT_TYPE_TEMPLATES: dict[str, str] = {
 
 
 def question_with_options(sample: Sample) -> str:
-    """Video-R1's question: the problem, then ``Options:`` and one option per line (no newline before ``Options:``)."""
-    if sample.problem_type in ("multiple choice", "multi-answer") and sample.options:
+    """Video-R1's question: the problem, then ``Options:`` and one option per line (no newline before ``Options:``).
+
+    TW-GRPO records already list their options inside ``problem``; those are left as they are.
+    """
+    if sample.problem_type in ("multiple choice", "multi-answer") and sample.options and not sample.extra.get("options_in_problem"):
         return sample.problem + "Options:\n" + "".join(o + "\n" for o in sample.options)
     return sample.problem
 

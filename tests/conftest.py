@@ -49,3 +49,8 @@ def run_config(tiny_model_dir, synthetic_data, tmp_path):
             "trainer.sample_every=1",
         ],
     )
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO

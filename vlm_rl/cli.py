@@ -7,7 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+from data_pipelines.schema import RecordError
 from vlm_rl.config import ConfigError
+from vlm_rl.media import MediaError
+from vlm_rl.models.loading import ModelLoadError
+
+USER_ERRORS = (ConfigError, RecordError, MediaError, ModelLoadError, FileNotFoundError)
+"""Errors about the user's input: printed as one line, without a traceback."""
 
 
 def _train(args: argparse.Namespace, kind: str) -> None:
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         print(f"vlm-rl {args.command}: error: {err}", file=sys.stderr)
         sys.exit(2)
 

@@ -22,7 +22,9 @@ from typing import Any
 from data_pipelines.schema import MEDIA_OVERRIDE_KEYS, PROBLEM_TYPES, RecordError, Sample, option_letter
 
 DATA_TYPES: tuple[str, ...] = ("video", "image", "text")
-VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".flv", ".wmv", ".mpg", ".mpeg"})
+VIDEO_SUFFIXES: frozenset[str] = frozenset(
+    {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".flv", ".wmv", ".mpg", ".mpeg"}
+)
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
 _ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
@@ -83,7 +85,9 @@ def _records(path: Path) -> Iterator[tuple[str, int, Any]]:
     except FileNotFoundError:
         raise RecordError(f"{path}: dataset file not found; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{path}: cannot read the dataset file ({exc}); it must be UTF-8 JSON or JSON Lines") from None
+        raise RecordError(
+            f"{path}: cannot read the dataset file ({exc}); it must be UTF-8 JSON or JSON Lines"
+        ) from None
     if not text.strip():
         return
     if path.suffix == ".jsonl" or _json_lines_in_disguise(text):
@@ -135,13 +139,17 @@ def _json_lines(path: Path, text: str) -> Iterator[tuple[str, int, Any]]:
 
 def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample:
     if not isinstance(record, dict):
-        raise RecordError(f"{label}: expected a JSON object with problem, solution and path|video, got a {_kind(record)}")
+        raise RecordError(
+            f"{label}: expected a JSON object with problem, solution and path|video, got a {_kind(record)}"
+        )
     problem = _required_text(record, "problem", label, "every record needs the question text")
     solution = record.get("solution")
     if solution is None:
         raise RecordError(f'{label}: field \'solution\' is missing; every record needs "<answer>…</answer>"')
     if not isinstance(solution, str):
-        raise RecordError(f'{label}: field \'solution\' must be a string like "<answer>B</answer>", got a {_kind(solution)}')
+        raise RecordError(
+            f'{label}: field \'solution\' must be a string like "<answer>B</answer>", got a {_kind(solution)}'
+        )
     found = _ANSWER.search(solution)
     if found is None:
         raise RecordError(
@@ -160,7 +168,9 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
     media_path = None if data_type == "text" else _media_path(record, data_type, label, root, sizes)
     process = record.get("process")
     if process is not None and not isinstance(process, str):
-        raise RecordError(f'{label}: field \'process\' must be a string like "<think>…</think>", got a {_kind(process)}')
+        raise RecordError(
+            f'{label}: field \'process\' must be a string like "<think>…</think>", got a {_kind(process)}'
+        )
 
     overrides = {key: _override(record, key, label) for key in sorted(MEDIA_OVERRIDE_KEYS & record.keys())}
     extra = {k: v for k, v in record.items() if k not in _SAMPLE_FIELDS and k not in MEDIA_OVERRIDE_KEYS}
@@ -197,7 +207,9 @@ def _options(record: dict[str, Any], label: str) -> tuple[str, ...]:
     if options is None:
         return ()
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
-        raise RecordError(f'{label}: field \'options\' must be a list of strings like ["A. red", "B. blue"], got {_short(options)}')
+        raise RecordError(
+            f'{label}: field \'options\' must be a list of strings like ["A. red", "B. blue"], got {_short(options)}'
+        )
     for position, option in enumerate(options):
         if not _OPTION_LABEL.match(option):
             raise RecordError(
@@ -206,7 +218,9 @@ def _options(record: dict[str, Any], label: str) -> tuple[str, ...]:
             )
     letters = [option_letter(option) for option in options]
     if len(set(letters)) != len(letters):
-        raise RecordError(f"{label}: field 'options' repeats a letter label ({', '.join(letters)}); give every option its own letter")
+        raise RecordError(
+            f"{label}: field 'options' repeats a letter label ({', '.join(letters)}); give every option its own letter"
+        )
     return tuple(options)
 
 
@@ -244,7 +258,9 @@ def _check_answer_letters(answer: str, problem_type: str, option_letters: tuple[
     pattern = _LETTERS if problem_type == "multi-answer" else re.compile(r"[A-Z]")
     if not pattern.fullmatch(answer):
         expected = "comma-separated option letters like B,C" if problem_type == "multi-answer" else "one option letter"
-        raise RecordError(f"{label}: field 'solution': a {problem_type} answer must be {expected}, got {_short(answer)}")
+        raise RecordError(
+            f"{label}: field 'solution': a {problem_type} answer must be {expected}, got {_short(answer)}"
+        )
     if not option_letters:
         return
     for letter in (part.strip() for part in answer.split(",")):
@@ -300,14 +316,18 @@ def _media_path(record: dict[str, Any], data_type: str, label: str, root: Path, 
             )
         sizes[resolved] = resolved.stat().st_size
     if sizes[resolved] == 0:
-        raise RecordError(f"{label}: field '{key}': media file {resolved} is empty (0 bytes); re-download or regenerate it")
+        raise RecordError(
+            f"{label}: field '{key}': media file {resolved} is empty (0 bytes); re-download or regenerate it"
+        )
     return resolved
 
 
 def _override(record: dict[str, Any], key: str, label: str) -> float:
     value = record[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise RecordError(f"{label}: field '{key}' must be a positive number (a media sampling override), got {_short(value)}")
+        raise RecordError(
+            f"{label}: field '{key}' must be a positive number (a media sampling override), got {_short(value)}"
+        )
     return value
 
 

@@ -43,7 +43,7 @@ def make_dataset(
     tasks: Sequence[str] = TASKS,
     difficulty: Difficulty = Difficulty(),
 ) -> SyntheticDataset:
-    """Generate `n_train` + `n_test` clips into `out_dir` (``videos/``, ``train.json``, ``test.json``, ``dataset_info.json``).
+    """Generate `n_train` + `n_test` clips into `out_dir`: ``videos/``, ``{train,test}.json``, ``dataset_info.json``.
 
     Tasks are assigned round-robin in the order given, so every split is balanced. Clip ``i`` of a
     split draws from its own seed stream ``(seed, split, i)``: the output is a pure function of the

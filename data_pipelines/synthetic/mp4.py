@@ -28,7 +28,9 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, *, codec: str = 
         if codec == "libx264":
             stream.options = {"crf": "18", "preset": "veryfast"}
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            # Converting to yuv420p before encoding keeps the output byte-identical run to run.
+            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+            for packet in stream.encode(yuv):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

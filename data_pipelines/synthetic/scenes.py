@@ -63,7 +63,7 @@ class Difficulty:
 
     def __post_init__(self) -> None:
         if self.frames < 2:
-            raise ValueError(f"Difficulty.frames must be at least 2 (motion and order need two frames), got {self.frames}")
+            raise ValueError(f"Difficulty.frames must be at least 2 (motion and order need them), got {self.frames}")
         if self.fps <= 0:
             raise ValueError(f"Difficulty.fps must be positive, got {self.fps}")
         if self.object_size < 6 or self.object_size % 2:

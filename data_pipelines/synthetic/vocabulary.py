@@ -61,4 +61,7 @@ def corpus_lines() -> list[str]:
     for letter in "ABCDEF":
         for word in (*COLORS, *DIRECTIONS, *SHAPES):
             lines.append(f"{letter}. {word}")
+        for color in COLORS:
+            for shape in SHAPES:
+                lines.append(f"{letter}. {color} {shape}")
     return lines

@@ -35,7 +35,8 @@ PROBLEM_TYPES = {
     "colors_present": "multi-answer",
 }
 RECORD_KEYS = {
-    "problem_id", "problem", "data_type", "problem_type", "options", "solution", "process", "path", "data_source", "task",
+    "problem_id", "problem", "data_type", "problem_type", "options", "solution", "process", "path", "data_source",
+    "task",
 }
 
 
@@ -84,17 +85,22 @@ def components(mask: np.ndarray) -> list[np.ndarray]:
     return found
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114])
+
+
 def blobs(frame: np.ndarray, object_size: int) -> list[tuple[str, str, np.ndarray]]:
     """``(colour, shape, centroid_yx)`` of every shape in a decoded frame.
 
-    Shapes are the connected regions that differ from the background (luma is not subsampled, so
-    outlines are sharp); colour is the palette entry nearest the region's median; shape comes from
+    Shapes are the connected regions brighter than the background (luma is not subsampled, so
+    outlines stay sharp); colour is the palette entry nearest the region's median; shape comes from
     the corners of the bounding box: a square fills its top corners, a triangle only its bottom
     ones, a circle none.
     """
     pixels_rgb = frame.astype(int)
-    foreground = np.abs(pixels_rgb - np.array(BACKGROUND)).max(-1) > 50
     palette = np.array(list(COLORS.values()))
+    threshold = (luma(np.array(BACKGROUND)) + luma(palette).min()) / 2
+    foreground = luma(pixels_rgb) > threshold
     found = []
     for pixels in components(foreground):
         if len(pixels) < object_size**2 // 5:
@@ -158,7 +164,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> SyntheticDataset:
 @pytest.fixture(scope="module")
 def hard_dataset(tmp_path_factory: pytest.TempPathFactory) -> SyntheticDataset:
     difficulty = Difficulty(frames=6, size=96, fps=6.0, distractors=3, speed=1.5, object_size=16)
-    return make_dataset(tmp_path_factory.mktemp("synthetic") / "hard", n_train=30, n_test=10, seed=5, difficulty=difficulty)
+    out_dir = tmp_path_factory.mktemp("synthetic") / "hard"
+    return make_dataset(out_dir, n_train=30, n_test=10, seed=5, difficulty=difficulty)
 
 
 # --- tests --------------------------------------------------------------------------------------

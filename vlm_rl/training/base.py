@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from vlm_rl.config import RunConfig, save_config
+from vlm_rl.config import ConfigError, RunConfig, save_config
 from vlm_rl.eval.runner import evaluate
 from vlm_rl.models.loading import load_adapter, load_model
 from vlm_rl.models.prompt_encoder import PromptEncoder
@@ -33,7 +34,7 @@ class Trainer:
         from accelerate.utils import set_seed
 
         if not config.data.train_files:
-            raise ValueError("data.train_files is empty; give at least one .json/.jsonl file of records")
+            raise ConfigError("data.train_files is empty; give at least one .json/.jsonl file of records")
         self.config = config
         self.accelerator = Accelerator()
         set_seed(config.seed)
@@ -44,7 +45,7 @@ class Trainer:
             config.data.train_files, config.data.media_root, limit=config.data.limit, reader=config.data.video.reader
         )
         if not self.train_samples:
-            raise ValueError(f"no training records in {config.data.train_files}")
+            raise ConfigError(f"no training records in {config.data.train_files}")
         self.eval_samples = load_records(
             config.data.eval_files, config.data.media_root, limit=config.trainer.eval_limit, reader=config.data.video.reader
         )
@@ -66,7 +67,7 @@ class Trainer:
             model = load_model(dataclasses.replace(config.model, path=str(resume_from / "model")))
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
-            raise ValueError("no trainable parameters: check model.freeze_vision and model.lora settings")
+            raise ConfigError("no trainable parameters: check model.freeze_vision and model.lora settings")
         optimizer = torch.optim.AdamW(params, lr=config.trainer.lr, weight_decay=config.trainer.weight_decay)
         scheduler = _scheduler(config, optimizer, self.optimizer_steps())
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
@@ -102,6 +103,7 @@ class Trainer:
             total=cfg.steps,
             desc=self.name,
             disable=not self.is_main,
+            mininterval=0.5 if sys.stderr.isatty() else 15.0,
         )
         for step in bar:
             started = time.perf_counter()

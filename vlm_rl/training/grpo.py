@@ -12,7 +12,7 @@ import torch
 from data_pipelines.schema import Sample
 from vlm_rl.algorithms import get_advantage_fn, get_policy_loss_fn
 from vlm_rl.algorithms.advantages import group_reward_std
-from vlm_rl.config import RunConfig
+from vlm_rl.config import ConfigError, RunConfig
 from vlm_rl.models.adapter import PromptInputs
 from vlm_rl.models.loading import load_model
 from vlm_rl.models.logprobs import completion_logprobs
@@ -25,7 +25,10 @@ class GRPOTrainer(Trainer):
     name = "grpo"
 
     def __init__(self, config: RunConfig) -> None:
-        self.rewards = RewardPipeline(config.reward.weights, custom=config.reward.custom)
+        try:
+            self.rewards = RewardPipeline(config.reward.weights, custom=config.reward.custom)
+        except ValueError as err:
+            raise ConfigError(f"reward: {err}") from None
         super().__init__(config)
         algo = config.algo
         self.advantage_fn = get_advantage_fn(algo.advantage)

@@ -1,12 +1,4 @@
 #!/usr/bin/env bash
 # GRPO training: bash scripts/train_grpo.sh [CONFIG] [dotted overrides...]
-# NUM_PROCESSES=N runs N processes with accelerate (ACCELERATE_CONFIG picks e.g. a DeepSpeed file).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup_env.sh
-config=${1:-configs/grpo.yaml}; shift || true
-if [ "${NUM_PROCESSES:-1}" -gt 1 ]; then
-    exec .venv/bin/accelerate launch --num_processes "$NUM_PROCESSES" ${ACCELERATE_CONFIG:+--config_file "$ACCELERATE_CONFIG"} \
-        -m vlm_rl.cli train "$config" "$@"
-fi
-exec .venv/bin/vlm-rl train "$config" "$@"
+# NUM_PROCESSES=N trains with N data-parallel processes (see scripts/launch.sh).
+exec bash "$(dirname "$0")/launch.sh" train "${1:-configs/grpo.yaml}" "${@:2}"

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from data_pipelines.schema import RecordError
 from vlm_rl.config import ConfigError
+from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
 from vlm_rl.models.loading import ModelLoadError
 
-USER_ERRORS = (ConfigError, RecordError, MediaError, ModelLoadError, FileNotFoundError)
+USER_ERRORS = (ConfigError, RecordError, MediaError, ModelLoadError, ReportError, FileNotFoundError)
 """Errors about the user's input: printed as one line, without a traceback."""
 
 

@@ -47,7 +47,7 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = _f("float32", "Parameter dtype for training and rollout.")
     attn_implementation: str = _f("sdpa", "Attention kernel: sdpa, eager, or flash_attention_2 (GPU, extra 'gpu').")
     freeze_vision: bool = _f(False, "Freeze the vision tower (its parameters get no gradient).")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory (transformers activation checkpointing).")
     lora: LoraConfig = _sub(LoraConfig, "LoRA settings.")
 
 

@@ -173,14 +173,10 @@ def model_without_tokenizer(tmp_path, data, config, records, model) -> Case:
     return Case("train", [f"model.path={copy}"], config, [str(copy), "tokenizer"], [])
 
 
-def model_without_processor_or_tokenizer(tmp_path, data, config, records, model) -> Case:
-    copy = _model_copy(
-        tmp_path,
-        model,
-        lambda n: n.startswith(("tokenizer", "processor", "preprocessor", "video_preprocessor", "chat_template"))
-        or n in ("vocab.json", "merges.txt"),
-    )
-    return Case("sft", [f"model.path={copy}"], config, [str(copy)], [r"processor|tokenizer"])
+def lora_matching_no_module(tmp_path, data, config, records, model) -> Case:
+    """An incompatible setting is refused at load with the key to change (DESIGN: config is the documentation)."""
+    overrides = ["model.lora.enabled=true", "model.lora.target_modules=[no_such_proj]"]
+    return Case("sft", overrides, config, ["model.lora.target_modules", "no_such_proj"], [])
 
 
 CASES = [
@@ -197,7 +193,7 @@ CASES = [
     unknown_key_in_yaml,
     model_without_processor,
     model_without_tokenizer,
-    model_without_processor_or_tokenizer,
+    lora_matching_no_module,
 ]
 
 

@@ -97,3 +97,21 @@ def test_resume_logs_the_same_metrics_as_an_uninterrupted_run(run_config, varied
     sb = torch.load(tmp_path / "resumed" / "checkpoints" / "step_00000004" / "optimizer.pt", weights_only=False)
     for key, state in sa["state"].items():
         assert torch.allclose(state["exp_avg"], sb["state"][key]["exp_avg"], atol=1e-7)
+
+
+def test_lora_trains_only_adapters_resumes_and_exports_merged_weights(run_config, varied_reward, tmp_path):
+    lora = [*varied_reward, "model.lora.enabled=true", "model.lora.r=4", "trainer.save_every=1", f"output_dir={tmp_path / 'lora'}"]
+    trainer = GRPOTrainer(_with(run_config, [*lora, "trainer.steps=1"]))
+    trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    assert not any(".visual." in n for n in trainable), "LoRA stays out of the vision tower"
+    final = trainer.train()
+
+    resumed = GRPOTrainer(_with(run_config, [*lora, "trainer.steps=2", "trainer.resume=auto"]))
+    assert resumed.start_step == 1
+    assert {n for n, p in resumed.model.named_parameters() if p.requires_grad} == trainable
+    final = resumed.train()
+    from safetensors.torch import load_file
+
+    merged = load_file(final / "model.safetensors")
+    assert not any("lora_" in key for key in merged), "the exported model has the adapters merged in"

@@ -81,11 +81,6 @@ def test_grpo_script_with_two_processes(tiny_model_dir, synthetic_data, tmp_path
     )
     assert proc.returncode == 0, f"2-process GRPO failed ({proc.returncode}):\n{proc.stderr[-5000:]}"
 
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    assert [r["step"] for r in rows if "reward" in r] == list(range(1, steps + 1))
-    final = run_dir / "final"
-    assert (final / "model.safetensors").is_file() and (final / "config.json").is_file()
-
     # Two processes trained, in one process group of two.
     seen = defaultdict(list)
     for path in probe_dir.glob("*.jsonl"):
@@ -102,6 +97,12 @@ def test_grpo_script_with_two_processes(tiny_model_dir, synthetic_data, tmp_path
     by_rank = {next(iter(groups[pid]))[0]: {r["sample_id"] for r in records} for pid, records in seen.items()}
     assert len(by_rank[0]) == len(by_rank[1]) == steps * prompts_per_step, by_rank
     assert not by_rank[0] & by_rank[1], f"both processes trained on {by_rank[0] & by_rank[1]}"
+
+    # One metrics line per step (written by the main process only) and one final model.
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert [r["step"] for r in rows if "reward" in r] == list(range(1, steps + 1))
+    final = run_dir / "final"
+    assert (final / "model.safetensors").is_file() and (final / "config.json").is_file()
 
     # The synchronised update reached the saved model.
     from safetensors.torch import load_file

@@ -13,12 +13,16 @@ ROWS = (
 )
 
 
+class ReportError(ValueError):
+    """The reports and labels given to `vlm-rl report` do not fit together."""
+
+
 def comparison_table(paths: list[Path], labels: list[str] | None = None) -> str:
     """A Markdown table: one column per report, rows for the headline numbers and per-task accuracy."""
     reports = [json.loads(p.read_text()) for p in paths]
     labels = labels or [p.stem for p in paths]
     if len(labels) != len(reports):
-        raise ValueError(f"{len(labels)} labels for {len(reports)} reports")
+        raise ReportError(f"{len(labels)} labels for {len(reports)} reports; give one label per report")
     lines = ["| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for title, key, fmt in ROWS:
         lines.append(f"| {title} | " + " | ".join(fmt.format(r[key]) for r in reports) + " |")

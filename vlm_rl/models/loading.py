@@ -11,6 +11,7 @@ from vlm_rl.config import ModelConfig
 from vlm_rl.models.adapter import SUPPORTED_MODEL_TYPES, QwenVLAdapter
 
 _PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -28,6 +29,11 @@ def _model_type(path: str) -> str:
             raise ModelLoadError(
                 f"model directory {local} has no processor ({' / '.join(_PROCESSOR_FILES)}); "
                 "save one there with processor.save_pretrained(dir)"
+            )
+        if not any((local / name).is_file() for name in _TOKENIZER_FILES):
+            raise ModelLoadError(
+                f"model directory {local} has no tokenizer ({' / '.join(_TOKENIZER_FILES)}); "
+                "save one there with processor.save_pretrained(dir) or tokenizer.save_pretrained(dir)"
             )
         model_type = json.loads(config_file.read_text()).get("model_type", "")
     else:
@@ -71,15 +77,18 @@ def load_model(cfg: ModelConfig, *, trainable: bool = True):
     if cfg.freeze_vision:
         vision_tower(model).requires_grad_(False)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     if cfg.lora.enabled:
         from peft import LoraConfig, get_peft_model
 
+        targets = _language_modules(model, cfg.lora.target_modules)
+        if not targets:
+            raise ModelLoadError(
+                f"model.lora.target_modules={cfg.lora.target_modules} match no linear layer of the language model; "
+                "use names such as q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"
+            )
         lora = LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=_language_modules(model, cfg.lora.target_modules),
+            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets
         )
         model = get_peft_model(model, lora)
     return model

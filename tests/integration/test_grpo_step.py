@@ -61,7 +61,7 @@ def test_every_trainable_parameter_changes_and_vision_tower_sees_frames_in_loss(
 
 
 def test_frozen_vision_tower_stays_fixed(run_config, varied_reward):
-    config = _with(run_config, [*varied_reward, "model.freeze_vision=true", "trainer.steps=1"])
+    config = _with(run_config, [*varied_reward, "model.freeze_vision=true", "model.gradient_checkpointing=true", "trainer.steps=1"])
     trainer = GRPOTrainer(config)
     visual = vision_tower(trainer.model)
     before = [p.detach().clone() for p in visual.parameters()]

@@ -57,8 +57,8 @@ def _eval(args: argparse.Namespace) -> None:
 def _make_tiny_model(args: argparse.Namespace) -> None:
     from vlm_rl.models.tiny import build_tiny_model
 
-    path = build_tiny_model(args.out_dir, size=args.size, seed=args.seed)
-    print(f"tiny {args.size} Qwen2.5-VL written to {path}")
+    path = build_tiny_model(args.out_dir, size=args.size, seed=args.seed, family=args.family)
+    print(f"tiny {args.size} {args.family} model written to {path}")
 
 
 def _make_data(args: argparse.Namespace) -> None:
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir")
     p.add_argument("--size", choices=("tiny", "small"), default="tiny")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--family", choices=("qwen2_5_vl", "qwen2_vl"), default="qwen2_5_vl", help="model family")
     p.set_defaults(func=_make_tiny_model)
 
     p = sub.add_parser("make-data", help="generate the synthetic video-reasoning dataset (mp4 + Video-R1 json)")

@@ -25,6 +25,9 @@ from transformers import (
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5_VLProcessor,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLProcessor,
     Qwen2Tokenizer,
     Qwen2VLImageProcessor,
     Qwen2VLVideoProcessor,
@@ -194,11 +197,16 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 2048) -> PreTrained
     return tokenizer
 
 
-def build_processor(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLProcessor:
-    """A `Qwen2_5_VLProcessor` over `tokenizer` whose image and video sizes keep 56x56 to 112x112 frames as they are."""
+FAMILIES = ("qwen2_5_vl", "qwen2_vl")
+"""Model families the tiny builder makes: Qwen2.5-VL (default) and Qwen2-VL."""
+
+
+def build_processor(tokenizer: PreTrainedTokenizerFast, family: str = "qwen2_5_vl") -> Qwen2_5_VLProcessor:
+    """The family's processor over `tokenizer`, with image and video sizes that keep 56x56 to 112x112 frames as they are."""
     size = {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
     grid = {"patch_size": PATCH_SIZE, "temporal_patch_size": TEMPORAL_PATCH_SIZE, "merge_size": SPATIAL_MERGE_SIZE}
-    return Qwen2_5_VLProcessor(
+    processor_class = Qwen2VLProcessor if family == "qwen2_vl" else Qwen2_5_VLProcessor
+    return processor_class(
         image_processor=Qwen2VLImageProcessor(size=size, **grid),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(size=size, do_sample_frames=False, cap_pixels_per_frame=True, **grid),
@@ -206,8 +214,8 @@ def build_processor(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLProcessor:
     )
 
 
-def build_config(size: str, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
-    """The `Qwen2_5_VLConfig` of one `TINY_SIZES` entry, with token ids taken from `tokenizer`."""
+def build_config(size: str, tokenizer: PreTrainedTokenizerFast, family: str = "qwen2_5_vl") -> Qwen2_5_VLConfig:
+    """The family's config for one `TINY_SIZES` entry, with token ids taken from `tokenizer`."""
     if size not in TINY_SIZES:
         raise ValueError(f"unknown tiny model size {size!r}; choose one of {sorted(TINY_SIZES)}")
     dims = TINY_SIZES[size]
@@ -226,6 +234,26 @@ def build_config(size: str, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLCon
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
     }
+    if family == "qwen2_vl":
+        return Qwen2VLConfig(
+            text_config=text_config,
+            vision_config={
+                "depth": dims.vision_depth,
+                "embed_dim": dims.vision_hidden_size,
+                "hidden_size": dims.hidden_size,
+                "mlp_ratio": dims.vision_intermediate_size // dims.vision_hidden_size,
+                "num_heads": dims.vision_heads,
+                "patch_size": PATCH_SIZE,
+                "spatial_merge_size": SPATIAL_MERGE_SIZE,
+                "temporal_patch_size": TEMPORAL_PATCH_SIZE,
+            },
+            image_token_id=ids["<|image_pad|>"],
+            video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"],
+            vision_end_token_id=ids["<|vision_end|>"],
+            tie_word_embeddings=True,
+            attn_implementation="sdpa",
+        )
     vision_config = {
         "depth": dims.vision_depth,
         "hidden_size": dims.vision_hidden_size,
@@ -252,18 +280,26 @@ def build_config(size: str, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLCon
 
 
 def build_tiny_model(
-    out_dir: str | Path, *, size: str = "tiny", seed: int = 0, corpus: Iterable[str] | None = None
+    out_dir: str | Path,
+    *,
+    size: str = "tiny",
+    seed: int = 0,
+    corpus: Iterable[str] | None = None,
+    family: str = "qwen2_5_vl",
 ) -> Path:
-    """Build and save (safetensors) a random-weight tiny Qwen2.5-VL with its tokenizer and processor.
+    """Build and save (safetensors) a random-weight tiny Qwen2.5-VL (or Qwen2-VL) with its tokenizer and processor.
 
     `corpus` replaces `default_corpus()` as tokenizer training text. The same `seed` and corpus
     give identical weights and identical tokenizer files. Returns `out_dir`.
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; choose one of {FAMILIES}")
     out = Path(out_dir)
     tokenizer = build_tokenizer(default_corpus() if corpus is None else corpus)
-    config = build_config(size, tokenizer)
+    config = build_config(size, tokenizer, family)
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
+    model_class = Qwen2VLForConditionalGeneration if family == "qwen2_vl" else Qwen2_5_VLForConditionalGeneration
+    model = model_class(config)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.eos_token_id,
@@ -271,5 +307,5 @@ def build_tiny_model(
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    build_processor(tokenizer).save_pretrained(out)
+    build_processor(tokenizer, family).save_pretrained(out)
     return out

@@ -107,7 +107,7 @@ class Trainer:
         )
         for step in bar:
             started = time.perf_counter()
-            metrics = self.step(step)
+            metrics = self._mean_over_processes(self.step(step))
             metrics["sec_per_step"] = time.perf_counter() - started
             metrics["lr"] = self.scheduler.get_last_lr()[0]
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
@@ -120,6 +120,14 @@ class Trainer:
         final = self.finish()
         self.logger.close()
         return final
+
+    def _mean_over_processes(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Average each scalar over the data-parallel processes (they all log the same keys)."""
+        if self.accelerator.num_processes == 1:
+            return metrics
+        keys = sorted(metrics)
+        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
+        return dict(zip(keys, self.accelerator.reduce(values, reduction="mean").tolist()))
 
     def evaluate(self) -> dict[str, float]:
         """Greedy accuracy on the held-out records (empty dict when there are none)."""

@@ -118,6 +118,11 @@ class AlgoConfig:
         "seq_mean_token_mean", "Loss aggregation: GRPO per-sequence mean, DAPO token mean, or Dr.GRPO constant normaliser."
     )
     num_iterations: int = _f(1, "Optimizer updates per rollout batch (mu); >1 keeps the old log-probs.")
+    mask_truncated: bool = _f(False, "Overlong masking (DAPO): completions cut at max_new_tokens get no loss.")
+    dynamic_sampling: bool = _f(
+        False, "Dynamic sampling (DAPO): drop groups whose rewards all agree and sample new prompts to refill the batch."
+    )
+    dynamic_sampling_max_rounds: int = _f(3, "Extra sampling rounds to refill the batch before training on fewer groups.")
 
 
 @dataclass

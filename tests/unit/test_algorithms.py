@@ -333,7 +333,7 @@ def test_builtin_registries_contents_and_lookup() -> None:
     assert ADVANTAGE_ESTIMATORS.names() == sorted(e.value for e in AdvantageEstimator)
     assert KL_ESTIMATORS.names() == ["k1", "k2", "k3"]
     assert AGGREGATIONS.names() == sorted(e.value for e in LossAggregation)
-    assert POLICY_LOSSES.names() == ["clipped_surrogate"]
+    assert POLICY_LOSSES.names() == ["clipped_surrogate", "gspo"]
     assert get_advantage_fn("grpo") is grpo_advantages
     assert get_advantage_fn(AdvantageEstimator.DR_GRPO) is dr_grpo_advantages
     assert get_kl_fn(KLEstimator.K3) is kl_k3

@@ -2,7 +2,8 @@
 
 ``clipped_surrogate`` is the PPO clipped objective (Schulman et al., arXiv 1707.06347) as used
 by GRPO (arXiv 2402.03300), with DAPO's decoupled clip range (clip-higher, arXiv 2503.14476)
-and an optional KL penalty to a reference policy.
+and an optional KL penalty to a reference policy. ``gspo`` is the same objective with GSPO's
+sequence-level importance ratio (Zheng et al., arXiv 2507.18071).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class PolicyLoss(StrEnum):
     """Built-in policy loss names."""
 
     CLIPPED_SURROGATE = "clipped_surrogate"
+    GSPO = "gspo"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class PolicyLossOutput:
     Attributes:
         loss: 0-d loss tensor carrying the gradient.
         clip_fraction: 0-d, fraction of mask tokens where the clip is active (zero gradient).
+        clip_low_fraction: 0-d, the part of it below ``1 - clip_low`` (negative advantages).
+        clip_high_fraction: 0-d, the part of it above ``1 + clip_high`` (positive advantages).
         approx_kl: 0-d, mask-token mean of k3 between the old and current policy.
         kl: 0-d, mask-token mean of the per-token KL to the reference (0 when not computed).
         ratio_mean: 0-d, mask-token mean of the importance ratio ``pi / pi_old``.
@@ -41,6 +45,8 @@ class PolicyLossOutput:
 
     loss: Tensor
     clip_fraction: Tensor
+    clip_low_fraction: Tensor
+    clip_high_fraction: Tensor
     approx_kl: Tensor
     kl: Tensor
     ratio_mean: Tensor
@@ -119,6 +125,87 @@ def clipped_surrogate(
         :class:`PolicyLossOutput`.
     """
     _check_shapes(logp, old_logp, advantages, mask, ref_logp, token_weights)
+    return _clipped_objective(
+        logp,
+        logp - old_logp.detach(),
+        advantages,
+        mask,
+        clip_low=clip_low,
+        clip_high=clip_high,
+        ref_logp=ref_logp,
+        beta=beta,
+        kl_estimator=kl_estimator,
+        kl_clamp=kl_clamp,
+        aggregation=aggregation,
+        norm_const=norm_const,
+        token_weights=token_weights,
+    )
+
+
+@POLICY_LOSSES.register(PolicyLoss.GSPO)
+def gspo(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    clip_low: float = 3e-4,
+    clip_high: float = 4e-4,
+    ref_logp: Tensor | None = None,
+    beta: float = 0.0,
+    kl_estimator: str = KLEstimator.K3,
+    kl_clamp: float | None = None,
+    aggregation: str = LossAggregation.SEQ_MEAN_TOKEN_MEAN,
+    norm_const: int | None = None,
+    token_weights: Tensor | None = None,
+) -> PolicyLossOutput:
+    """GSPO: the clipped objective on the sequence-level importance ratio (arXiv 2507.18071).
+
+    ``s_i = exp(mean_t(logp_{i,t} - old_logp_{i,t}))`` over the completion's mask tokens, used in
+    its token form ``s_{i,t} = sg[s_i] * exp(logp_{i,t} - sg[logp_{i,t}])``: equal to ``s_i`` in
+    value, and with ``seq_mean_token_mean`` its gradient is exactly ``grad s_i``. Clipping acts on
+    whole sequences, so the paper's clip range is tiny (3e-4 / 4e-4, the defaults here). Arguments
+    and shapes as in :func:`clipped_surrogate`.
+    """
+    _check_shapes(logp, old_logp, advantages, mask, ref_logp, token_weights)
+    m = mask.to(logp.dtype)
+    diff = torch.where(mask.bool(), logp - old_logp.detach(), torch.zeros_like(logp))
+    seq_log_ratio = diff.sum(-1) / m.sum(-1).clamp(min=1.0)
+    log_ratio = seq_log_ratio.detach().unsqueeze(1) + logp - logp.detach()
+    return _clipped_objective(
+        logp,
+        log_ratio,
+        advantages,
+        mask,
+        clip_low=clip_low,
+        clip_high=clip_high,
+        ref_logp=ref_logp,
+        beta=beta,
+        kl_estimator=kl_estimator,
+        kl_clamp=kl_clamp,
+        aggregation=aggregation,
+        norm_const=norm_const,
+        token_weights=token_weights,
+    )
+
+
+def _clipped_objective(
+    logp: Tensor,
+    log_ratio: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    clip_low: float,
+    clip_high: float,
+    ref_logp: Tensor | None,
+    beta: float,
+    kl_estimator: str,
+    kl_clamp: float | None,
+    aggregation: str,
+    norm_const: int | None,
+    token_weights: Tensor | None,
+) -> PolicyLossOutput:
+    """The clipped objective given per-token log importance ratios ``[B, T]`` (graph attached)."""
     if not 0.0 <= clip_low <= 1.0:
         raise ValueError(f"clip_low must be in [0, 1], got {clip_low}")
     if clip_high < 0.0:
@@ -130,9 +217,8 @@ def clipped_surrogate(
     kl_fn = KL_ESTIMATORS.get(kl_estimator)
     aggregate = AGGREGATIONS.get(aggregation)
 
-    old_logp = old_logp.detach()
     adv = advantages.detach().to(logp.dtype).unsqueeze(1)
-    ratio = torch.exp(logp - old_logp)
+    ratio = torch.exp(log_ratio)
     unclipped = ratio * adv
     clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv
     per_token = -torch.minimum(unclipped, clipped)
@@ -147,12 +233,21 @@ def clipped_surrogate(
     loss = aggregate(per_token, mask, norm_const=norm_const)
 
     with torch.no_grad():
-        clip_active = ((adv > 0) & (ratio > 1.0 + clip_high)) | ((adv < 0) & (ratio < 1.0 - clip_low))
-        clip_fraction = token_mean(clip_active.to(logp.dtype), mask)
-        approx_kl = token_mean(kl_k3(old_logp, logp.detach()), mask)
+        ratio = ratio.detach()
+        clip_high_active = (adv > 0) & (ratio > 1.0 + clip_high)
+        clip_low_active = (adv < 0) & (ratio < 1.0 - clip_low)
+        clip_low_fraction = token_mean(clip_low_active.to(logp.dtype), mask)
+        clip_high_fraction = token_mean(clip_high_active.to(logp.dtype), mask)
+        approx_kl = token_mean(kl_k3(logp.detach() - log_ratio.detach(), logp.detach()), mask)
         kl = token_mean(kl_tokens.detach(), mask) if kl_tokens is not None else logp.new_zeros(())
-        ratio_mean = token_mean(ratio.detach(), mask)
+        ratio_mean = token_mean(ratio, mask)
 
     return PolicyLossOutput(
-        loss=loss, clip_fraction=clip_fraction, approx_kl=approx_kl, kl=kl, ratio_mean=ratio_mean
+        loss=loss,
+        clip_fraction=clip_low_fraction + clip_high_fraction,
+        clip_low_fraction=clip_low_fraction,
+        clip_high_fraction=clip_high_fraction,
+        approx_kl=approx_kl,
+        kl=kl,
+        ratio_mean=ratio_mean,
     )

@@ -42,6 +42,31 @@ class Rollouts:
     def __len__(self) -> int:
         return len(self.completion_ids)
 
+    def select_groups(self, groups: list[int]) -> Rollouts:
+        """The rollouts of `groups` (in that order), renumbered 0..len(groups)-1."""
+        rows = [i for g in groups for i in torch.nonzero(self.group_ids == g).flatten().tolist()]
+        counts = [int((self.group_ids == g).sum()) for g in groups]
+        return Rollouts(
+            [self.completion_ids[i] for i in rows],
+            [self.texts[i] for i in rows],
+            [self.truncated[i] for i in rows],
+            torch.arange(len(groups)).repeat_interleave(torch.tensor(counts, dtype=torch.long)),
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Rollouts]) -> Rollouts:
+        """Rollouts of several batches, group ids offset so they stay distinct."""
+        offset, ids = 0, []
+        for part in parts:
+            ids.append(part.group_ids + offset)
+            offset += int(part.group_ids.max()) + 1 if len(part) else 0
+        return Rollouts(
+            [c for part in parts for c in part.completion_ids],
+            [t for part in parts for t in part.texts],
+            [x for part in parts for x in part.truncated],
+            torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long),
+        )
+
 
 class RolloutEngine(Protocol):
     def generate(self, prompts: Sequence[PromptInputs], params: SamplingParams) -> Rollouts:

@@ -122,12 +122,14 @@ class Trainer:
         return final
 
     def _mean_over_processes(self, metrics: dict[str, float]) -> dict[str, float]:
-        """Average each scalar over the data-parallel processes (they all log the same keys)."""
+        """Average each scalar over the data-parallel processes that logged it."""
         if self.accelerator.num_processes == 1:
             return metrics
-        keys = sorted(metrics)
-        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
-        return dict(zip(keys, self.accelerator.reduce(values, reduction="mean").tolist()))
+        from accelerate.utils import gather_object
+
+        per_process = gather_object([metrics])
+        keys = sorted({k for m in per_process for k in m})
+        return {k: sum(m[k] for m in per_process if k in m) / sum(k in m for m in per_process) for k in keys}
 
     def evaluate(self) -> dict[str, float]:
         """Greedy accuracy on the held-out records (empty dict when there are none)."""

@@ -16,7 +16,7 @@ from vlm_rl.config import ConfigError, RunConfig
 from vlm_rl.models.adapter import PromptInputs
 from vlm_rl.models.loading import load_model
 from vlm_rl.models.logprobs import completion_logprobs
-from vlm_rl.rewards import RewardContext, RewardPipeline
+from vlm_rl.rewards import RewardContext, RewardPipeline, RewardResult, format_reward
 from vlm_rl.rollout import HFRolloutEngine, Rollouts, SamplingParams
 from vlm_rl.training.base import Trainer
 
@@ -47,18 +47,14 @@ class GRPOTrainer(Trainer):
 
     def step(self, step: int) -> dict[str, float]:
         cfg = self.config
-        samples = self.sampler.take(cfg.trainer.prompts_per_step)
-        prompts = [self.encoder.encode(s) for s in samples]
-        self.engine.model = self.policy
-        rollouts = self.engine.generate(prompts, self.sampling)
-        rewards = self.rewards(self._contexts(samples, rollouts))
+        samples, prompts, rollouts, rewards, sampling_stats = self._collect_groups(cfg.trainer.prompts_per_step)
         advantages = self.advantage_fn(
             rewards.total, rollouts.group_ids, scale_by_std=cfg.algo.scale_by_std, std_mode=cfg.algo.std_mode
         )
         chunks = self._micro_batches(prompts, rollouts)
         old_logps = self._frozen_logps(self.model, chunks) if cfg.algo.num_iterations > 1 else None
         ref_logps = self._frozen_logps(self.ref_model, chunks) if self.ref_model is not None else None
-        totals = {"rows": len(rollouts), "tokens": sum(rollouts.lengths)}
+        totals = {"rows": len(rollouts), "tokens": max(1, int(sum(b.completion_mask.sum() for b, _ in chunks)))}
         stats: dict[str, float] = {}
         for iteration in range(cfg.algo.num_iterations):
             for i, (batch, rows) in enumerate(chunks):
@@ -84,9 +80,57 @@ class GRPOTrainer(Trainer):
                     _accumulate(stats, "loss", out.loss.item() * weight)
                     _accumulate(stats, "kl", out.kl.item() * weight)
                     _accumulate(stats, "clip_fraction", out.clip_fraction.item() * weight)
+                    _accumulate(stats, "clip_low_fraction", out.clip_low_fraction.item() * weight)
+                    _accumulate(stats, "clip_high_fraction", out.clip_high_fraction.item() * weight)
                     _accumulate(stats, "entropy", float((entropy * mask).sum() / totals["tokens"]))
             stats["grad_norm"] = self._optimizer_step()
+        stats.update(sampling_stats)
+        stats["advantage_mean"] = float(advantages.mean())
+        stats["advantage_std"] = float(advantages.std()) if len(advantages) > 1 else 0.0
         return self._metrics(step, samples, rollouts, rewards, stats)
+
+    def _collect_groups(self, n_prompts: int):
+        """Sample and score `n_prompts` groups; with dynamic sampling, replace zero-variance groups.
+
+        Returns the kept samples, their processed prompts, rollouts, rewards and counters of
+        dropped groups and extra sampling rounds.
+        """
+        algo = self.config.algo
+        self.engine.model = self.policy
+        kept: list[tuple[list[Sample], list[PromptInputs], Rollouts, RewardResult]] = []
+        n_kept, dropped, rounds = 0, 0, 0
+        while True:
+            samples = self.sampler.take(n_prompts - n_kept)
+            prompts = [self.encoder.encode(s) for s in samples]
+            rollouts = self.engine.generate(prompts, self.sampling)
+            rewards = self.rewards(self._contexts(samples, rollouts))
+            groups = list(range(len(samples)))
+            if algo.dynamic_sampling:
+                std = group_reward_std(rewards.total, rollouts.group_ids)
+                varied = {int(g) for g in rollouts.group_ids[std > 0].tolist()}
+                groups = [g for g in groups if g in varied]
+                dropped += len(samples) - len(groups)
+            if groups:
+                rows = torch.cat([torch.nonzero(rollouts.group_ids == g).flatten() for g in groups])
+                kept.append(
+                    (
+                        [samples[g] for g in groups],
+                        [prompts[g] for g in groups],
+                        rollouts.select_groups(groups),
+                        _select_rewards(rewards, rows),
+                    )
+                )
+                n_kept += len(groups)
+            if n_kept == n_prompts or not algo.dynamic_sampling or rounds == algo.dynamic_sampling_max_rounds:
+                break
+            rounds += 1
+        if not kept:  # every group agreed in every round: train on the last batch (its advantages are 0)
+            kept.append((samples, prompts, rollouts, rewards))
+        samples = [s for part in kept for s in part[0]]
+        prompts = [p for part in kept for p in part[1]]
+        rollouts = Rollouts.concat([part[2] for part in kept])
+        rewards = _concat_rewards([part[3] for part in kept])
+        return samples, prompts, rollouts, rewards, {"dropped_groups": float(dropped), "refill_rounds": float(rounds)}
 
     def _contexts(self, samples: Sequence[Sample], rollouts: Rollouts) -> list[RewardContext]:
         return [
@@ -107,7 +151,11 @@ class GRPOTrainer(Trainer):
         for start in range(0, len(prompts), size):
             rows = torch.arange(start * n, min(start + size, len(prompts)) * n)
             completions = [rollouts.completion_ids[r] for r in rows.tolist()]
-            chunks.append((self.adapter.collate(prompts[start : start + size], n, completions), rows))
+            batch = self.adapter.collate(prompts[start : start + size], n, completions)
+            if self.config.algo.mask_truncated:
+                cut = torch.tensor([rollouts.truncated[r] for r in rows.tolist()])
+                batch.completion_mask[cut] = 0.0
+            chunks.append((batch, rows))
         return chunks
 
     @torch.no_grad()
@@ -117,7 +165,7 @@ class GRPOTrainer(Trainer):
     def _chunk_weight(self, mask: torch.Tensor, totals: dict[str, int]) -> float:
         """Share of the step's loss carried by one micro-batch under the configured aggregation."""
         if self.config.algo.aggregation == "token_mean":
-            return float(mask.sum()) / max(totals["tokens"], 1)
+            return float(mask.sum()) / totals["tokens"]
         return mask.shape[0] / totals["rows"]
 
     def _optimizer_step(self) -> float:
@@ -145,8 +193,14 @@ class GRPOTrainer(Trainer):
             **{f"reward/{k}": float(v.mean()) for k, v in rewards.scores.items()},
             **stats,
         }
+        metrics["format_rate"] = sum(format_reward(t) for t in rollouts.texts) / len(rollouts)
         if "accuracy" in rewards.scores:
-            metrics["accuracy"] = float(rewards.scores["accuracy"].mean())
+            accuracy = rewards.scores["accuracy"]
+            metrics["accuracy"] = float(accuracy.mean())
+            correct = accuracy == 1.0
+            for name, rows in (("correct", correct), ("incorrect", ~correct)):
+                if rows.any():
+                    metrics[f"completion_length/{name}"] = float(lengths[rows].mean())
         every = self.config.trainer.sample_every
         if every and step % every == 0:
             group = rollouts.group_ids == 0
@@ -163,6 +217,15 @@ class GRPOTrainer(Trainer):
                 ],
             )
         return metrics
+
+
+def _select_rewards(rewards: RewardResult, rows: torch.Tensor) -> RewardResult:
+    return RewardResult({k: v[rows] for k, v in rewards.scores.items()}, rewards.total[rows], rewards.names)
+
+
+def _concat_rewards(parts: Sequence[RewardResult]) -> RewardResult:
+    scores = {k: torch.cat([p.scores[k] for p in parts]) for k in parts[0].scores}
+    return RewardResult(scores, torch.cat([p.total for p in parts]), parts[0].names)
 
 
 def _accumulate(stats: dict[str, float], key: str, value: float) -> None:

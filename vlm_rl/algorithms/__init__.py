@@ -27,6 +27,7 @@ from vlm_rl.algorithms.aggregation import (
     seq_mean_token_sum_norm,
     token_mean,
 )
+from vlm_rl.algorithms.care import answer_char_span, answer_span_confidence, care_bonus, ema_update_, should_update_ema
 from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator, KLFn, kl_k1, kl_k2, kl_k3
 from vlm_rl.algorithms.policy_loss import (
     POLICY_LOSSES,
@@ -34,7 +35,9 @@ from vlm_rl.algorithms.policy_loss import (
     PolicyLossFn,
     PolicyLossOutput,
     clipped_surrogate,
+    gspo,
 )
+from vlm_rl.algorithms.reg_grpo import REGRESSION_LOSSES, RegGRPOOutput, get_reg_loss_fn, reg_grpo_loss, sequence_logp
 from vlm_rl.algorithms.registry import Registry
 
 
@@ -77,6 +80,17 @@ __all__ = [
     "clipped_surrogate",
     "dr_grpo_advantages",
     "get_advantage_fn",
+    "REGRESSION_LOSSES",
+    "RegGRPOOutput",
+    "answer_char_span",
+    "answer_span_confidence",
+    "care_bonus",
+    "ema_update_",
+    "get_reg_loss_fn",
+    "gspo",
+    "reg_grpo_loss",
+    "sequence_logp",
+    "should_update_ema",
     "get_aggregation_fn",
     "get_kl_fn",
     "get_policy_loss_fn",

@@ -39,6 +39,14 @@ from vlm_rl.algorithms.policy_loss import (
 )
 from vlm_rl.algorithms.reg_grpo import REGRESSION_LOSSES, RegGRPOOutput, get_reg_loss_fn, reg_grpo_loss, sequence_logp
 from vlm_rl.algorithms.registry import Registry
+from vlm_rl.algorithms.token_weights import (
+    TOKEN_WEIGHTINGS,
+    TokenWeighting,
+    get_token_weight_fn,
+    tw_grpo_token_weights,
+    tw_grpo_token_weights_chunked,
+    tw_grpo_token_weights_grouped,
+)
 
 
 def get_advantage_fn(name: str | Enum) -> AdvantageFn:
@@ -80,6 +88,12 @@ __all__ = [
     "clipped_surrogate",
     "dr_grpo_advantages",
     "get_advantage_fn",
+    "TOKEN_WEIGHTINGS",
+    "TokenWeighting",
+    "get_token_weight_fn",
+    "tw_grpo_token_weights",
+    "tw_grpo_token_weights_chunked",
+    "tw_grpo_token_weights_grouped",
     "REGRESSION_LOSSES",
     "RegGRPOOutput",
     "answer_char_span",

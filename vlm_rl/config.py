@@ -118,6 +118,11 @@ class AlgoConfig:
         "seq_mean_token_mean", "Loss aggregation: GRPO per-sequence mean, DAPO token mean, or Dr.GRPO constant normaliser."
     )
     num_iterations: int = _f(1, "Optimizer updates per rollout batch (mu); >1 keeps the old log-probs.")
+    token_weighting: Literal["none", "tw_grpo"] = _f(
+        "none", "Per-token loss weights: tw_grpo = TW-GRPO intra-group divergence weights (use with aggregation=token_mean)."
+    )
+    tw_alpha: float = _f(1.7, "TW-GRPO: largest token weight (weights lie in [1, alpha]); the official scripts use 1.7.")
+    tw_chunk: int = _f(0, "TW-GRPO: positions per chunk when computing the weights (0 = all at once, exact form).")
     mask_truncated: bool = _f(False, "Overlong masking (DAPO): completions cut at max_new_tokens get no loss.")
     dynamic_sampling: bool = _f(
         False, "Dynamic sampling (DAPO): drop groups whose rewards all agree and sample new prompts to refill the batch."
@@ -290,6 +295,8 @@ def validate(config: RunConfig) -> None:
             raise ConfigError(f"algo.{key}: {getattr(config.algo, key)!r} is not one of {registry.names()}")
     if config.algo.advantage == "dr_grpo" and config.algo.scale_by_std:
         raise ConfigError("algo.advantage=dr_grpo never divides by the std; also set algo.scale_by_std=false")
+    if config.algo.token_weighting == "tw_grpo" and config.algo.tw_alpha < 1:
+        raise ConfigError("algo.tw_alpha must be >= 1 (the code form: weights in [1, alpha]; the official value is 1.7)")
     if config.algo.beta < 0:
         raise ConfigError("algo.beta must be >= 0")
     if config.algo.num_iterations < 1:

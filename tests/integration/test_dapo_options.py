@@ -71,3 +71,26 @@ def test_overlong_masking_removes_truncated_completions_from_the_loss(run_config
     assert changed is not mask_truncated
     if mask_truncated:
         assert row["loss"] == 0.0
+
+
+def test_tw_grpo_token_weights_reach_the_loss(run_config, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    config = _with(
+        run_config,
+        [
+            "reward.custom={length: 'rewards_for_tests:text_length'}",
+            "reward.weights={accuracy: 0.0, length: 1.0}",
+            "algo.token_weighting=tw_grpo",
+            "algo.aggregation=token_mean",
+            "algo.tw_chunk=3",
+            f"output_dir={tmp_path / 'tw'}",
+        ],
+    )
+    trainer = GRPOTrainer(config)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert all(not torch.equal(p.detach(), before[n]) for n, p in trainer.model.named_parameters())
+    rows = [json.loads(line) for line in (tmp_path / "tw" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "reward" in r]
+    assert all(1.0 <= r["token_weight_mean"] <= r["token_weight_max"] <= config.algo.tw_alpha + 1e-6 for r in steps)
+    assert any(r["token_weight_max"] > 1.0 for r in steps), "some positions diverge within a group"

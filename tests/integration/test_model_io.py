@@ -43,9 +43,9 @@ def test_batched_logprobs_equal_single_row_logprobs(parts):
     completions = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]
     batch = adapter.collate(prompts, 1, completions)
     with torch.no_grad():
-        logp, _ = completion_logprobs(model, batch)
+        logp = completion_logprobs(model, batch)[0]
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
-            single, _ = completion_logprobs(model, adapter.collate([prompt], 1, [completion]))
+            single = completion_logprobs(model, adapter.collate([prompt], 1, [completion]))[0]
             assert torch.allclose(logp[i, : len(completion)], single[0], atol=1e-5)
     assert batch.completion_mask.sum(1).tolist() == [4.0, 2.0, 3.0]
 

@@ -7,8 +7,11 @@ import torch
 from vlm_rl.models.adapter import Batch
 
 
-def completion_logprobs(model, batch: Batch, *, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs [B, C] of `batch.completion_ids` (and token entropies [B, C] if asked).
+def completion_logprobs(
+    model, batch: Batch, *, with_entropy: bool = False, with_vocab: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Log-probs [B, C] of `batch.completion_ids`, token entropies [B, C] and the detached
+    full-vocabulary log-probs [B, C, V] (the last two only when asked, else None).
 
     The forward receives the full multimodal inputs (pixel values, grids, `second_per_grid_ts`,
     `mm_token_type_ids`), so the vision tower runs and its gradient flows. Only the last C + 1
@@ -21,9 +24,11 @@ def completion_logprobs(model, batch: Batch, *, with_entropy: bool = False) -> t
     targets = batch.completion_ids.to(device)
     log_norm = torch.logsumexp(logits, dim=-1)
     logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_norm
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
+    entropy = vocab = None
+    with torch.no_grad():
+        if with_entropy:
             probs = torch.softmax(logits, dim=-1)
             entropy = log_norm - (probs * logits).sum(-1)
-    return logp, entropy
+        if with_vocab:
+            vocab = logits - log_norm.unsqueeze(-1)
+    return logp, entropy, vocab

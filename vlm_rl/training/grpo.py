@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from data_pipelines.schema import Sample
-from vlm_rl.algorithms import get_advantage_fn, get_policy_loss_fn
+from vlm_rl.algorithms import get_advantage_fn, get_policy_loss_fn, get_token_weight_fn
 from vlm_rl.algorithms.advantages import group_reward_std
 from vlm_rl.config import ConfigError, RunConfig
 from vlm_rl.models.adapter import PromptInputs
@@ -36,6 +36,7 @@ class GRPOTrainer(Trainer):
         self.ref_model = load_model(config.model, trainable=False) if algo.beta > 0 else None
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
+        self.token_weight_fn = get_token_weight_fn(algo.token_weighting) if algo.token_weighting != "none" else None
         self.engine = HFRolloutEngine(self.policy, self.adapter)
         r = config.rollout
         self.sampling = SamplingParams(
@@ -59,7 +60,10 @@ class GRPOTrainer(Trainer):
         for iteration in range(cfg.algo.num_iterations):
             for i, (batch, rows) in enumerate(chunks):
                 weight = self._chunk_weight(batch.completion_mask, totals)
-                logp, entropy = completion_logprobs(self.model, batch, with_entropy=iteration == 0)
+                logp, entropy, vocab = completion_logprobs(
+                    self.model, batch, with_entropy=iteration == 0, with_vocab=self.token_weight_fn is not None
+                )
+                weights = self._token_weights(vocab, batch.completion_mask.to(logp.device), rollouts.group_ids[rows])
                 out = self.policy_loss_fn(
                     logp,
                     old_logps[i] if old_logps is not None else logp.detach(),
@@ -73,6 +77,7 @@ class GRPOTrainer(Trainer):
                     kl_clamp=cfg.algo.kl_clamp,
                     aggregation=cfg.algo.aggregation,
                     norm_const=cfg.rollout.max_new_tokens,
+                    token_weights=weights,
                 )
                 self.accelerator.backward(out.loss * weight)
                 if iteration == 0:
@@ -83,6 +88,9 @@ class GRPOTrainer(Trainer):
                     _accumulate(stats, "clip_low_fraction", out.clip_low_fraction.item() * weight)
                     _accumulate(stats, "clip_high_fraction", out.clip_high_fraction.item() * weight)
                     _accumulate(stats, "entropy", float((entropy * mask).sum() / totals["tokens"]))
+                    if weights is not None:
+                        _accumulate(stats, "token_weight_mean", float((weights * mask).sum() / totals["tokens"]))
+                        stats["token_weight_max"] = max(stats.get("token_weight_max", 1.0), float(weights.max()))
             stats["grad_norm"] = self._optimizer_step()
         stats.update(sampling_stats)
         stats["advantage_mean"] = float(advantages.mean())
@@ -131,6 +139,15 @@ class GRPOTrainer(Trainer):
         rollouts = Rollouts.concat([part[2] for part in kept])
         rewards = _concat_rewards([part[3] for part in kept])
         return samples, prompts, rollouts, rewards, {"dropped_groups": float(dropped), "refill_rounds": float(rounds)}
+
+    def _token_weights(self, vocab: torch.Tensor | None, mask: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor | None:
+        """TW-GRPO weights [B, C] of one micro-batch (it holds whole groups), or None without token weighting."""
+        if self.token_weight_fn is None:
+            return None
+        algo = self.config.algo
+        return self.token_weight_fn(
+            vocab, mask, group_ids.to(vocab.device), alpha=algo.tw_alpha, chunk=algo.tw_chunk or None
+        )
 
     def _contexts(self, samples: Sequence[Sample], rollouts: Rollouts) -> list[RewardContext]:
         return [

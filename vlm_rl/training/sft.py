@@ -33,7 +33,7 @@ class SFTTrainer(Trainer):
             chunk = samples[start : start + cfg.micro_batch_prompts]
             prompts = [self.encoder.encode(s) for s in chunk]
             batch = self.adapter.collate(prompts, 1, targets[start : start + cfg.micro_batch_prompts])
-            logp, _ = completion_logprobs(self.model, batch)
+            logp = completion_logprobs(self.model, batch)[0]
             mask = batch.completion_mask.to(logp.device)
             loss = -(logp * mask).sum() / total_tokens
             self.accelerator.backward(loss)

@@ -11,7 +11,7 @@ import torch
 from vlm_rl.algorithms.advantages import group_reward_std
 from vlm_rl.training.grpo import GRPOTrainer
 
-from test_grpo_step import _with  # noqa: E402  (tests/integration is on sys.path under pytest)
+from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vlm_rl.config import load_config, to_dict
 from vlm_rl.models.loading import vision_tower
 from vlm_rl.training.grpo import GRPOTrainer
+
+from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
@@ -20,17 +21,6 @@ pytestmark = pytest.mark.slow
 def varied_reward(monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
     return ["reward.custom={length: 'rewards_for_tests:text_length'}", "reward.weights={accuracy: 0.0, length: 1.0}"]
-
-
-def _with(config, overrides: list[str]):
-    """Apply dotted overrides to an existing config by round-tripping through a YAML file."""
-    import tempfile
-
-    import yaml
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        yaml.safe_dump(to_dict(config), handle)
-    return load_config(handle.name, overrides)
 
 
 def test_every_trainable_parameter_changes_and_vision_tower_sees_frames_in_loss(run_config, varied_reward):

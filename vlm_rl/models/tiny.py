@@ -123,7 +123,7 @@ TINY_SIZES: dict[str, TinySize] = {
     "small": TinySize(256, 4, 4, 2, 512, 128, 2, 2, 256),
 }
 """Parameters besides the (tied) embedding: ``tiny`` 553,408 (vision 257,344), ``small`` 3,238,784 (vision
-875,136); the embedding adds hidden_size per vocabulary entry (706 with the default corpus)."""
+875,136); the embedding adds hidden_size per vocabulary entry (707 with the default corpus)."""
 
 PATCH_SIZE = 14
 SPATIAL_MERGE_SIZE = 2

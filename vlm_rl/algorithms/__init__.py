@@ -39,6 +39,7 @@ from vlm_rl.algorithms.policy_loss import (
 )
 from vlm_rl.algorithms.reg_grpo import REGRESSION_LOSSES, RegGRPOOutput, get_reg_loss_fn, reg_grpo_loss, sequence_logp
 from vlm_rl.algorithms.registry import Registry
+from vlm_rl.algorithms.temporal import temporal_contrast_bonus
 from vlm_rl.algorithms.token_weights import (
     TOKEN_WEIGHTINGS,
     TokenWeighting,
@@ -88,6 +89,7 @@ __all__ = [
     "clipped_surrogate",
     "dr_grpo_advantages",
     "get_advantage_fn",
+    "temporal_contrast_bonus",
     "TOKEN_WEIGHTINGS",
     "TokenWeighting",
     "get_token_weight_fn",

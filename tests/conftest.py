@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tiny_run import TINY_RUN  # tests/ is on sys.path beside this conftest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
@@ -39,14 +40,7 @@ def run_config(tiny_model_dir, synthetic_data, tmp_path):
             f"data.train_files=[{synthetic_data.train_path}]",
             "data.eval_files=[]",
             f"output_dir={tmp_path / 'run'}",
-            "trainer.steps=2",
-            "trainer.prompts_per_step=2",
-            "trainer.micro_batch_prompts=1",
-            "trainer.lr=1e-3",
-            "rollout.num_generations=4",
-            "rollout.max_new_tokens=8",
-            "trainer.log_every=1",
-            "trainer.sample_every=1",
+            *TINY_RUN,
         ],
     )
 

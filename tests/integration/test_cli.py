@@ -14,24 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_run import TINY_RUN
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 VLM_RL = Path(sys.executable).parent / "vlm-rl"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-# Sizes that train in seconds on a CPU (as in the conftest `run_config` fixture).
-TINY = [
-    "trainer.steps=2",
-    "trainer.prompts_per_step=2",
-    "trainer.micro_batch_prompts=1",
-    "trainer.lr=1e-3",
-    "rollout.num_generations=4",
-    "rollout.max_new_tokens=8",
-    "trainer.log_every=1",
-    "trainer.sample_every=1",
-    "eval.max_new_tokens=8",
-]
+TINY = [*TINY_RUN, "eval.max_new_tokens=8"]
 
 
 def run_cli(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:

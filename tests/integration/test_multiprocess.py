@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from tiny_run import TINY_RUN
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,14 +63,9 @@ def test_grpo_script_with_two_processes(tiny_model_dir, synthetic_data, tmp_path
             f"data.train_files=[{synthetic_data.train_path}]",
             "data.eval_files=[]",
             f"output_dir={run_dir}",
+            *TINY_RUN,
             f"trainer.steps={steps}",
             f"trainer.prompts_per_step={prompts_per_step}",
-            "trainer.micro_batch_prompts=1",
-            "trainer.lr=1e-3",
-            "rollout.num_generations=4",
-            "rollout.max_new_tokens=8",
-            "trainer.log_every=1",
-            "trainer.sample_every=1",
             "reward.custom={probe: 'rank_probe:probe'}",
             "reward.weights={accuracy: 0.0, probe: 1.0}",
         ],

@@ -104,11 +104,43 @@ class RewardConfig:
 
 
 @dataclass
+class RegGRPOConfig:
+    onpolicy_eps: float = _f(
+        1.0,
+        "Variance floor of the log-ratio z-score in the first, on-policy update of each rollout batch, where the "
+        "log-ratio is identically 0; that update is REINFORCE-like with scale 1/sqrt(onpolicy_eps).",
+    )
+    unbiased_std: bool = _f(False, "Divide both z-scores by G-1 instead of G (the paper does not say which).")
+
+
+@dataclass
+class CareConfig:
+    enabled: bool = _f(False, "GRPO-CARE consistency bonus from an EMA reference model (use with beta 0).")
+    margin: float = _f(0.0, "Consistency margin epsilon_p (0 for SEED-Bench-R1, 0.01 for general data).")
+    bonus_coefficient: float = _f(0.5, "lambda_cons: the bonus is lambda_cons * accuracy (the scripts use 0.5).")
+    confidence_upper_bound: float = _f(0.95, "Clip gamma_p of the reference answer likelihood.")
+    min_accuracy: float = _f(0.1, "gamma_acc: only completions with accuracy above this can get the bonus.")
+    ema_decay: float = _f(0.995, "EMA decay alpha of the reference: phi <- alpha * phi + (1 - alpha) * theta.")
+    ema_every: int = _f(10, "Update the EMA reference after every N-th optimizer step.")
+
+
+@dataclass
+class TemporalConfig:
+    enabled: bool = _f(False, "T-GRPO (Video-R1): bonus when accuracy on ordered frames beats accuracy on shuffled frames.")
+    num_shuffled: int = _f(0, "Completions sampled per video prompt on shuffled frames (0 = G // 2, as Video-R1).")
+    mu: float = _f(0.8, "The bonus is given when ordered accuracy >= mu * shuffled accuracy.")
+    bonus: float = _f(0.3, "Added to each qualifying ordered completion's reward.")
+    min_accuracy: float = _f(0.1, "Only completions with accuracy above this get the bonus.")
+
+
+@dataclass
 class AlgoConfig:
     advantage: str = _f("grpo", "Advantage estimator: grpo (group mean/std, DeepSeekMath) or dr_grpo (mean only, Dr.GRPO).")
     scale_by_std: bool = _f(True, "Divide by the reward std (off = Dr.GRPO).")
     std_mode: Literal["group", "batch"] = _f("group", "Std over each group or over the whole batch.")
-    policy_loss: str = _f("clipped_surrogate", "Policy loss (PPO clipped surrogate).")
+    policy_loss: str = _f(
+        "clipped_surrogate", "Policy loss: clipped_surrogate (PPO/GRPO), gspo (sequence-level ratio) or reg_grpo (Reg-GRPO regression)."
+    )
     clip_low: float = _f(0.2, "Lower clip epsilon of the ratio.")
     clip_high: float = _f(0.2, "Upper clip epsilon (DAPO clip-higher uses 0.28).")
     beta: float = _f(0.0, "KL coefficient to the reference model; 0 loads no reference model.")
@@ -128,6 +160,9 @@ class AlgoConfig:
         False, "Dynamic sampling (DAPO): drop groups whose rewards all agree and sample new prompts to refill the batch."
     )
     dynamic_sampling_max_rounds: int = _f(3, "Extra sampling rounds to refill the batch before training on fewer groups.")
+    reg_grpo: RegGRPOConfig = _sub(RegGRPOConfig, "Reg-GRPO (DeepVideo-R1), used with policy_loss=reg_grpo.")
+    care: CareConfig = _sub(CareConfig, "GRPO-CARE consistency bonus.")
+    temporal: TemporalConfig = _sub(TemporalConfig, "T-GRPO temporal contrast bonus (video prompts only).")
 
 
 @dataclass
@@ -288,11 +323,36 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("rollout.num_generations must be at least 1")
     if config.trainer.prompts_per_step % config.trainer.micro_batch_prompts:
         raise ConfigError("trainer.prompts_per_step must be a multiple of trainer.micro_batch_prompts")
-    from vlm_rl.algorithms import ADVANTAGE_ESTIMATORS, POLICY_LOSSES
+    from vlm_rl.algorithms import ADVANTAGE_ESTIMATORS, POLICY_LOSSES, REGRESSION_LOSSES
 
-    for key, registry in (("advantage", ADVANTAGE_ESTIMATORS), ("policy_loss", POLICY_LOSSES)):
-        if getattr(config.algo, key) not in registry:
-            raise ConfigError(f"algo.{key}: {getattr(config.algo, key)!r} is not one of {registry.names()}")
+    algo = config.algo
+    if algo.advantage not in ADVANTAGE_ESTIMATORS:
+        raise ConfigError(f"algo.advantage: {algo.advantage!r} is not one of {ADVANTAGE_ESTIMATORS.names()}")
+    losses = [*POLICY_LOSSES.names(), *REGRESSION_LOSSES.names()]
+    if algo.policy_loss not in losses:
+        raise ConfigError(f"algo.policy_loss: {algo.policy_loss!r} is not one of {losses}")
+    if algo.policy_loss in REGRESSION_LOSSES:
+        if algo.token_weighting != "none" or algo.mask_truncated:
+            raise ConfigError(
+                "algo.policy_loss=reg_grpo regresses whole-sequence log-ratios: it takes no token weighting and "
+                "no overlong masking; set algo.token_weighting=none and algo.mask_truncated=false"
+            )
+        if algo.reg_grpo.onpolicy_eps <= 0:
+            raise ConfigError(
+                "algo.reg_grpo.onpolicy_eps must be > 0: the first update of each rollout batch is on-policy, where "
+                "the Reg-GRPO log-ratio is identically 0 and the loss has no gradient without it"
+            )
+    needs_accuracy = [name for name, on in (("care", algo.care.enabled), ("temporal", algo.temporal.enabled)) if on]
+    if needs_accuracy and "accuracy" not in config.reward.weights:
+        raise ConfigError(
+            f"algo.{needs_accuracy[0]}.enabled needs the 'accuracy' reward: add it to reward.weights (weight 0 keeps it out of the total)"
+        )
+    if algo.care.enabled and not 0 <= algo.care.ema_decay <= 1:
+        raise ConfigError("algo.care.ema_decay must lie in [0, 1]")
+    if algo.care.enabled and algo.care.ema_every < 1:
+        raise ConfigError("algo.care.ema_every must be at least 1")
+    if algo.care.margin < 0:
+        raise ConfigError("algo.care.margin must be >= 0")
     if config.algo.advantage == "dr_grpo" and config.algo.scale_by_std:
         raise ConfigError("algo.advantage=dr_grpo never divides by the std; also set algo.scale_by_std=false")
     if config.algo.token_weighting == "tw_grpo" and config.algo.tw_alpha < 1:

@@ -136,7 +136,7 @@ def answer_span_confidence(
     start, end = span
     if end < start:
         raise ValueError(f"span end {end} must be >= start {start}")
-    keep = [s < end and e > start for s, e in token_offsets]
+    keep = [s < end and e > start and e > s for s, e in token_offsets]
     inside = token_logprobs[torch.tensor(keep, dtype=torch.bool, device=token_logprobs.device)]
     if inside.numel() == 0:
         return token_logprobs.new_ones(())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
+
+import torch
 
 from data_pipelines.prompts import build_prompt_text
 from data_pipelines.schema import Sample
@@ -44,15 +47,30 @@ class PromptEncoder:
         if key in self._prompts:
             self._prompts.move_to_end(key)
             return self._prompts[key]
-        video = image = None
-        if sample.data_type == "video":
-            sampling = self.video_sampling.with_overrides(sample.media_overrides)
-            video = self.frames.get_video(sample.media_path, sampling, self.data.video.reader)
-        elif sample.data_type == "image":
-            image = self.frames.get_image(sample.media_path, self.image_sampling)
-        inputs = self.adapter.encode(self.text(sample), video=video, image=image)
+        inputs = self._encode(sample)
         self._prompts[key] = inputs
         self._bytes += inputs.nbytes
         while self._bytes > self._budget and len(self._prompts) > 1:
             self._bytes -= self._prompts.popitem(last=False)[1].nbytes
         return inputs
+
+    def encode_shuffled(self, sample: Sample, generator: torch.Generator | None = None) -> PromptInputs:
+        """The prompt of a video sample with its sampled frames in a random order (T-GRPO); not cached.
+
+        Timestamps stay those of the ordered clip, so only the content order changes.
+        """
+        if sample.data_type != "video":
+            raise ValueError(f"sample {sample.origin} has no video to shuffle (data_type {sample.data_type!r})")
+        return self._encode(sample, generator=generator, shuffle=True)
+
+    def _encode(self, sample: Sample, *, generator: torch.Generator | None = None, shuffle: bool = False) -> PromptInputs:
+        video = image = None
+        if sample.data_type == "video":
+            sampling = self.video_sampling.with_overrides(sample.media_overrides)
+            video = self.frames.get_video(sample.media_path, sampling, self.data.video.reader)
+            if shuffle:
+                order = torch.randperm(video.frames.shape[0], generator=generator)
+                video = dataclasses.replace(video, frames=video.frames[order])
+        elif sample.data_type == "image":
+            image = self.frames.get_image(sample.media_path, self.image_sampling)
+        return self.adapter.encode(self.text(sample), video=video, image=image)

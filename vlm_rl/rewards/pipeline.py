@@ -47,6 +47,12 @@ class RewardResult:
     total: torch.Tensor
     names: tuple[str, ...]
 
+    def with_bonus(self, name: str, bonus: torch.Tensor) -> RewardResult:
+        """These rewards plus ``bonus`` [N] added to the total and reported as sub-score ``name``."""
+        if name in self.scores:
+            raise ValueError(f"reward sub-score {name!r} already exists")
+        return RewardResult({**self.scores, name: bonus.float()}, self.total + bonus.float(), (*self.names, name))
+
 
 _REGISTRY: dict[str, RewardFn] = {}
 

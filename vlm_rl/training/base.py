@@ -58,7 +58,7 @@ class Trainer:
             world_size=self.accelerator.num_processes,
         )
         self.checkpoint_dir = self.run_dir / "checkpoints"
-        resume_from = find_resume_checkpoint(config.trainer.resume, self.checkpoint_dir)
+        resume_from = self.resumed_from = find_resume_checkpoint(config.trainer.resume, self.checkpoint_dir)
         if resume_from is None:
             model = load_model(config.model)
         elif config.model.lora.enabled:
@@ -145,6 +145,7 @@ class Trainer:
                 self.checkpoint_dir,
                 step,
                 write_model=self.write_model,
+                write_state=self.write_state,
                 optimizer=self.optimizer,
                 scheduler=self.scheduler,
                 extra={"sampler": self.sampler.state_dict()},
@@ -155,6 +156,9 @@ class Trainer:
     def write_model(self, path: Path) -> None:
         self.policy.save_pretrained(path, safe_serialization=True)
         self.adapter.processor.save_pretrained(path)
+
+    def write_state(self, checkpoint: Path) -> None:
+        """Write method-specific state (e.g. an EMA reference) into a checkpoint being assembled."""
 
     def finish(self) -> Path:
         """Final evaluation (logged) and the final model, LoRA merged, with the run's config beside it."""

@@ -49,12 +49,16 @@ def save_checkpoint(
     step: int,
     *,
     write_model: Callable[[Path], None],
+    write_state: Callable[[Path], None] | None = None,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     extra: dict[str, Any],
     keep: int,
 ) -> Path:
-    """Write checkpoint `step` under `root` atomically and prune old ones down to `keep`."""
+    """Write checkpoint `step` under `root` atomically and prune old ones down to `keep`.
+
+    `write_model(dir)` writes the model; `write_state(dir)`, if given, adds files beside it.
+    """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
     tmp = root / f".tmp-step_{step:08d}-{os.getpid()}"
@@ -62,6 +66,8 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir()
     write_model(tmp / "model")
+    if write_state is not None:
+        write_state(tmp)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / "rng.pt")

@@ -6,19 +6,30 @@ The trainer orchestrates; every formula lives in `vlm_rl.algorithms` and is look
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from data_pipelines.schema import Sample
-from vlm_rl.algorithms import get_advantage_fn, get_policy_loss_fn, get_token_weight_fn
+from vlm_rl.algorithms import (
+    REGRESSION_LOSSES,
+    get_advantage_fn,
+    get_policy_loss_fn,
+    get_reg_loss_fn,
+    get_token_weight_fn,
+    sequence_logp,
+)
 from vlm_rl.algorithms.advantages import group_reward_std
 from vlm_rl.config import ConfigError, RunConfig
 from vlm_rl.models.adapter import PromptInputs
 from vlm_rl.models.loading import load_model
 from vlm_rl.models.logprobs import completion_logprobs
-from vlm_rl.rewards import RewardContext, RewardPipeline, RewardResult, format_reward
+from vlm_rl.rewards import RewardPipeline, RewardResult, format_reward
 from vlm_rl.rollout import HFRolloutEngine, Rollouts, SamplingParams
 from vlm_rl.training.base import Trainer
+from vlm_rl.training.care import ConsistencyReference
+from vlm_rl.training.scoring import score
+from vlm_rl.training.temporal import TemporalContrast
 
 
 class GRPOTrainer(Trainer):
@@ -32,7 +43,9 @@ class GRPOTrainer(Trainer):
         super().__init__(config)
         algo = config.algo
         self.advantage_fn = get_advantage_fn(algo.advantage)
-        self.policy_loss_fn = get_policy_loss_fn(algo.policy_loss)
+        regression = algo.policy_loss in REGRESSION_LOSSES
+        self.reg_loss_fn = get_reg_loss_fn(algo.policy_loss) if regression else None
+        self.policy_loss_fn = None if regression else get_policy_loss_fn(algo.policy_loss)
         self.ref_model = load_model(config.model, trainable=False) if algo.beta > 0 else None
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
@@ -42,76 +55,146 @@ class GRPOTrainer(Trainer):
         self.sampling = SamplingParams(
             n=r.num_generations, max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k
         )
+        self.care = ConsistencyReference(self.policy, algo.care, self.adapter.tokenizer) if algo.care.enabled else None
+        if self.care is not None:
+            self.care.model.to(self.accelerator.device)
+            if self.resumed_from is not None:
+                self.care.load(self.resumed_from)
+        self.temporal = (
+            TemporalContrast(algo.temporal, self.encoder, self.engine, self.rewards, self.sampling)
+            if algo.temporal.enabled
+            else None
+        )
+
+    def write_state(self, checkpoint: Path) -> None:
+        if self.care is not None:
+            self.care.save(checkpoint)
 
     def optimizer_steps(self) -> int:
         return self.config.trainer.steps * self.config.algo.num_iterations
 
     def step(self, step: int) -> dict[str, float]:
         cfg = self.config
-        samples, prompts, rollouts, rewards, sampling_stats = self._collect_groups(cfg.trainer.prompts_per_step)
+        samples, prompts, rollouts, rewards, stats = self._collect_groups(cfg.trainer.prompts_per_step)
         advantages = self.advantage_fn(
             rewards.total, rollouts.group_ids, scale_by_std=cfg.algo.scale_by_std, std_mode=cfg.algo.std_mode
         )
         chunks = self._micro_batches(prompts, rollouts)
-        old_logps = self._frozen_logps(self.model, chunks) if cfg.algo.num_iterations > 1 else None
+        iterations = cfg.algo.num_iterations
+        old_logps = self._frozen_logps(self.model, chunks) if iterations > 1 else None
         ref_logps = self._frozen_logps(self.ref_model, chunks) if self.ref_model is not None else None
         totals = {"rows": len(rollouts), "tokens": max(1, int(sum(b.completion_mask.sum() for b, _ in chunks)))}
-        stats: dict[str, float] = {}
-        for iteration in range(cfg.algo.num_iterations):
+        for iteration in range(iterations):
             for i, (batch, rows) in enumerate(chunks):
-                weight = self._chunk_weight(batch.completion_mask, totals)
+                mask = batch.completion_mask
                 logp, entropy, vocab = completion_logprobs(
                     self.model, batch, with_entropy=iteration == 0, with_vocab=self.token_weight_fn is not None
                 )
-                weights = self._token_weights(vocab, batch.completion_mask.to(logp.device), rollouts.group_ids[rows])
-                out = self.policy_loss_fn(
-                    logp,
-                    old_logps[i] if old_logps is not None else logp.detach(),
-                    advantages[rows].to(logp.device),
-                    batch.completion_mask.to(logp.device),
-                    clip_low=cfg.algo.clip_low,
-                    clip_high=cfg.algo.clip_high,
-                    ref_logp=ref_logps[i] if ref_logps is not None else None,
-                    beta=cfg.algo.beta,
-                    kl_estimator=cfg.algo.kl_estimator,
-                    kl_clamp=cfg.algo.kl_clamp,
-                    aggregation=cfg.algo.aggregation,
-                    norm_const=cfg.rollout.max_new_tokens,
-                    token_weights=weights,
-                )
-                self.accelerator.backward(out.loss * weight)
+                mask = mask.to(logp.device)
+                old = old_logps[i] if old_logps is not None and iteration > 0 else logp.detach()
+                ref = ref_logps[i] if ref_logps is not None else None
+                if self.reg_loss_fn is not None:
+                    loss, values = self._regression_loss(logp, old, ref, mask, rewards.total[rows], rollouts, rows, iteration)
+                    weight = len(rows) / totals["rows"]
+                else:
+                    weights = self._token_weights(vocab, mask, rollouts.group_ids[rows])
+                    loss, values = self._policy_loss(logp, old, ref, mask, advantages[rows], weights)
+                    weight = self._chunk_weight(mask, totals)
+                self.accelerator.backward(loss * weight)
+                if "token_weight_max" in values:
+                    stats["token_weight_max"] = max(stats.get("token_weight_max", 1.0), values.pop("token_weight_max"))
                 if iteration == 0:
-                    mask = batch.completion_mask.to(logp.device)
-                    _accumulate(stats, "loss", out.loss.item() * weight)
-                    _accumulate(stats, "kl", out.kl.item() * weight)
-                    _accumulate(stats, "clip_fraction", out.clip_fraction.item() * weight)
-                    _accumulate(stats, "clip_low_fraction", out.clip_low_fraction.item() * weight)
-                    _accumulate(stats, "clip_high_fraction", out.clip_high_fraction.item() * weight)
-                    _accumulate(stats, "entropy", float((entropy * mask).sum() / totals["tokens"]))
-                    if weights is not None:
-                        _accumulate(stats, "token_weight_mean", float((weights * mask).sum() / totals["tokens"]))
-                        stats["token_weight_max"] = max(stats.get("token_weight_max", 1.0), float(weights.max()))
+                    _accumulate(stats, "entropy", float((entropy * mask).sum()) / totals["tokens"])
+                for key, value in values.items():
+                    if iteration == 0 or (iteration == iterations - 1 and key.startswith("reg_grpo/")):
+                        _accumulate(stats, key, value * weight)
             stats["grad_norm"] = self._optimizer_step()
-        stats.update(sampling_stats)
+            if self.care is not None:
+                self.care.after_optimizer_step(self.policy, (step - 1) * iterations + iteration + 1)
         stats["advantage_mean"] = float(advantages.mean())
         stats["advantage_std"] = float(advantages.std()) if len(advantages) > 1 else 0.0
         return self._metrics(step, samples, rollouts, rewards, stats)
 
+    def _policy_loss(self, logp, old, ref, mask, advantages, weights) -> tuple[torch.Tensor, dict[str, float]]:
+        """Clipped-surrogate family loss of one micro-batch and its metrics."""
+        algo = self.config.algo
+        out = self.policy_loss_fn(
+            logp,
+            old,
+            advantages.to(logp.device),
+            mask,
+            clip_low=algo.clip_low,
+            clip_high=algo.clip_high,
+            ref_logp=ref,
+            beta=algo.beta,
+            kl_estimator=algo.kl_estimator,
+            kl_clamp=algo.kl_clamp,
+            aggregation=algo.aggregation,
+            norm_const=self.config.rollout.max_new_tokens,
+            token_weights=weights,
+        )
+        values = {
+            "loss": out.loss.item(),
+            "kl": out.kl.item(),
+            "clip_fraction": out.clip_fraction.item(),
+            "clip_low_fraction": out.clip_low_fraction.item(),
+            "clip_high_fraction": out.clip_high_fraction.item(),
+        }
+        if weights is not None:
+            values["token_weight_mean"] = float((weights * mask).sum() / mask.sum().clamp(min=1))
+            values["token_weight_max"] = float(weights.max())
+        return out.loss, values
+
+    def _regression_loss(self, logp, old, ref, mask, rewards, rollouts, rows, iteration) -> tuple[torch.Tensor, dict[str, float]]:
+        """Reg-GRPO loss of one micro-batch (whole groups) and its metrics.
+
+        The first update of a rollout batch is on-policy (``old`` is ``logp`` detached, the
+        log-ratio is identically 0), so it uses the variance floor ``reg_grpo.onpolicy_eps``;
+        later updates regress against the log-probs kept from rollout time, exactly as the paper.
+        """
+        algo = self.config.algo
+        out = self.reg_loss_fn(
+            sequence_logp(logp, mask),
+            sequence_logp(old, mask),
+            rewards.to(logp.device),
+            rollouts.group_ids[rows].to(logp.device),
+            unbiased=algo.reg_grpo.unbiased_std,
+            log_ratio_eps=algo.reg_grpo.onpolicy_eps if iteration == 0 else 0.0,
+            degenerate="skip",
+            beta=algo.beta,
+            token_logp=logp,
+            ref_token_logp=ref,
+            mask=mask,
+            kl_estimator=algo.kl_estimator,
+            kl_clamp=algo.kl_clamp,
+            aggregation=algo.aggregation,
+        )
+        values = {
+            "loss": out.loss.item(),
+            "kl": out.kl.item(),
+            "reg_grpo/regression_loss": out.regression_loss.item(),
+            "reg_grpo/log_ratio_std": out.log_ratio_std.item(),
+            "reg_grpo/degenerate_group_fraction": float(out.num_degenerate_groups) * self.sampling.n / len(rows),
+        }
+        return out.loss, values
+
     def _collect_groups(self, n_prompts: int):
         """Sample and score `n_prompts` groups; with dynamic sampling, replace zero-variance groups.
 
-        Returns the kept samples, their processed prompts, rollouts, rewards and counters of
-        dropped groups and extra sampling rounds.
+        Bonuses (CARE, T-GRPO) are added before the zero-variance test. Returns the kept samples,
+        their processed prompts, rollouts, rewards and metrics: dropped groups, extra sampling
+        rounds and the bonus metrics averaged over rounds.
         """
         algo = self.config.algo
         self.engine.model = self.policy
         kept: list[tuple[list[Sample], list[PromptInputs], Rollouts, RewardResult]] = []
+        bonus_stats: list[dict[str, float]] = []
         n_kept, dropped, rounds = 0, 0, 0
         while True:
             samples = self.sampler.take(n_prompts - n_kept)
             prompts = [self.encoder.encode(s) for s in samples]
             rollouts = self.engine.generate(prompts, self.sampling)
-            rewards = self.rewards(self._contexts(samples, rollouts))
+            rewards = self._add_bonuses(samples, prompts, rollouts, score(self.rewards, samples, rollouts), bonus_stats)
             groups = list(range(len(samples)))
             if algo.dynamic_sampling:
                 std = group_reward_std(rewards.total, rollouts.group_ids)
@@ -138,7 +221,23 @@ class GRPOTrainer(Trainer):
         prompts = [p for part in kept for p in part[1]]
         rollouts = Rollouts.concat([part[2] for part in kept])
         rewards = _concat_rewards([part[3] for part in kept])
-        return samples, prompts, rollouts, rewards, {"dropped_groups": float(dropped), "refill_rounds": float(rounds)}
+        stats = {"dropped_groups": float(dropped), "refill_rounds": float(rounds)}
+        for key in {k for round_stats in bonus_stats for k in round_stats}:
+            values = [round_stats[key] for round_stats in bonus_stats if key in round_stats]
+            stats[key] = sum(values) / len(values)
+        return samples, prompts, rollouts, rewards, stats
+
+    def _add_bonuses(self, samples, prompts, rollouts: Rollouts, rewards: RewardResult, stats: list[dict[str, float]]) -> RewardResult:
+        """Rewards plus the GRPO-CARE and T-GRPO bonuses, before any group statistic; appends their metrics to ``stats``."""
+        round_stats: dict[str, float] = {}
+        if self.care is not None:
+            rewards, care_stats = self.care.add_bonus(rewards, rollouts, self._micro_batches(prompts, rollouts))
+            round_stats.update(care_stats)
+        if self.temporal is not None:
+            rewards, temporal_stats = self.temporal.add_bonus(samples, rollouts, rewards)
+            round_stats.update(temporal_stats)
+        stats.append(round_stats)
+        return rewards
 
     def _token_weights(self, vocab: torch.Tensor | None, mask: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor | None:
         """TW-GRPO weights [B, C] of one micro-batch (it holds whole groups), or None without token weighting."""
@@ -148,18 +247,6 @@ class GRPOTrainer(Trainer):
         return self.token_weight_fn(
             vocab, mask, group_ids.to(vocab.device), alpha=algo.tw_alpha, chunk=algo.tw_chunk or None
         )
-
-    def _contexts(self, samples: Sequence[Sample], rollouts: Rollouts) -> list[RewardContext]:
-        return [
-            RewardContext(
-                completion=text,
-                solution=samples[g].solution,
-                problem_type=samples[g].problem_type,
-                options=samples[g].options,
-                sample_id=samples[g].sample_id,
-            )
-            for text, g in zip(rollouts.texts, rollouts.group_ids.tolist())
-        ]
 
     def _micro_batches(self, prompts: Sequence[PromptInputs], rollouts: Rollouts):
         """(Batch, row indices) per micro-batch of whole groups, so no group is split."""

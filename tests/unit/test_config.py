@@ -51,6 +51,14 @@ def test_bad_keys_and_types_are_refused_with_the_key(override, message):
         (["trainer.prompts_per_step=3", "trainer.micro_batch_prompts=2"], "multiple of"),
         (["algo.advantage=dr_grpo"], "scale_by_std=false"),
         (["algo.beta=-1"], "algo.beta"),
+        (["algo.policy_loss=ppo"], "algo.policy_loss: 'ppo' is not one of"),
+        (["algo.policy_loss=reg_grpo", "algo.token_weighting=tw_grpo"], "no token weighting"),
+        (["algo.policy_loss=reg_grpo", "algo.mask_truncated=true"], "no overlong masking"),
+        (["algo.policy_loss=reg_grpo", "algo.reg_grpo.onpolicy_eps=0"], "onpolicy_eps must be > 0"),
+        (["algo.care.enabled=true", "reward.weights={format: 1.0}"], "needs the 'accuracy' reward"),
+        (["algo.temporal.enabled=true", "reward.weights={format: 1.0}"], "temporal.enabled needs the 'accuracy'"),
+        (["algo.care.enabled=true", "algo.care.ema_decay=1.5"], "ema_decay must lie in"),
+        (["algo.care.enabled=true", "algo.care.ema_every=0"], "ema_every must be at least 1"),
     ],
 )
 def test_incompatible_combinations_say_what_to_change(overrides, message):

@@ -86,11 +86,10 @@ class GRPOTrainer(Trainer):
         totals = {"rows": len(rollouts), "tokens": max(1, int(sum(b.completion_mask.sum() for b, _ in chunks)))}
         for iteration in range(iterations):
             for i, (batch, rows) in enumerate(chunks):
-                mask = batch.completion_mask
                 logp, entropy, vocab = completion_logprobs(
                     self.model, batch, with_entropy=iteration == 0, with_vocab=self.token_weight_fn is not None
                 )
-                mask = mask.to(logp.device)
+                mask = batch.completion_mask.to(logp.device)
                 old = old_logps[i] if old_logps is not None and iteration > 0 else logp.detach()
                 ref = ref_logps[i] if ref_logps is not None else None
                 if self.reg_loss_fn is not None:

@@ -3,9 +3,13 @@
 The Video-R1 training and evaluation templates differ only in ``<think> </think> tags`` versus
 ``<think> and </think> tags``; both keep the original missing period after "thought expressions".
 The ``short`` template is for tiny models, whose prompt length is a large share of the compute.
+SEED-Bench-R1 (GRPO-CARE) and "MMVU (mc)" use the Video-R1 templates unchanged: ``video_r1_eval``
+for evaluation, ``video_r1_train`` for training. `MMVU_TEMPLATES` hold MMVU's official prompts.
 """
 
 from __future__ import annotations
+
+import re
 
 from data_pipelines.schema import Sample
 
@@ -42,6 +46,31 @@ SHORT_TYPE_TEMPLATES: dict[str, str] = {
     "multi-answer": " Give all letters, separated by ,.",
 }
 
+_MMVU_QUESTION = "\nQuestion: {Question}\n"
+MMVU_TEMPLATES: dict[str, dict[str, str]] = {
+    "mmvu_cot": {
+        "multiple choice": _MMVU_QUESTION + "{Options}\n\nAnswer the given multiple-choice question step by step. "
+        "Begin by explaining your reasoning process clearly. Conclude by stating the final answer using the following "
+        "format: 'Therefore, the final answer is: $LETTER' (without quotes), where $LETTER is one of the options. "
+        "Think step by\nstep before answering.",
+        "free-form": _MMVU_QUESTION + "\nAnswer the given question step by step. Begin by explaining your reasoning "
+        "process clearly. Conclude by stating the final answer using the following format: 'Therefore, the final "
+        "answer is: 'Answer: $ANSWER' (without quotes), where $ANSWER is the final answer of the question. Think step "
+        "by step\nbefore answering.",
+    },
+    "mmvu_direct": {
+        "multiple choice": _MMVU_QUESTION + "{Options}\n\nDo not generate any intermediate reasoning process. Answer "
+        "directly with the option letter from the given choices.\n",
+        "free-form": _MMVU_QUESTION + "\nDo not generate any intermediate reasoning process. Directly output the final "
+        "short answer.\n",
+    },
+}
+"""MMVU's official prompts (yale-nlp/MMVU ``utils/constant.py``: chain of thought, direct output), byte-for-byte,
+by problem type: they start with a newline, list options as ``"A: text"`` and add no type suffix; the
+chain-of-thought ones keep the original line break inside "Think step by step"."""
+
+_OPTION_TEXT = re.compile(r"\(?[A-Z](?:[.:]|\))?\s(.*)", re.DOTALL)
+
 
 def question_with_options(sample: Sample) -> str:
     """Video-R1's question: the problem, then ``Options:`` and one option per line (no newline before ``Options:``).
@@ -55,10 +84,34 @@ def question_with_options(sample: Sample) -> str:
 
 def build_prompt_text(sample: Sample, template: str = "video_r1_train") -> str:
     """The user-turn text for `sample` under the named template."""
+    if template in MMVU_TEMPLATES:
+        return _mmvu_prompt_text(sample, template)
     if template not in QUESTION_TEMPLATES:
-        raise ValueError(f"unknown prompt template {template!r}; choose one of {sorted(QUESTION_TEMPLATES)}")
+        names = sorted([*QUESTION_TEMPLATES, *MMVU_TEMPLATES])
+        raise ValueError(f"unknown prompt template {template!r}; choose one of {names}")
     types = SHORT_TYPE_TEMPLATES if template == "short" else TYPE_TEMPLATES
     return QUESTION_TEMPLATES[template].format(Question=question_with_options(sample)) + types[sample.problem_type]
+
+
+def _mmvu_prompt_text(sample: Sample, template: str) -> str:
+    """MMVU's official wording: ``"A: text"`` option lines for multiple choice, none for free-form."""
+    wordings = MMVU_TEMPLATES[template]
+    if sample.problem_type not in wordings:
+        raise ValueError(
+            f"template {template!r} has no wording for problem type {sample.problem_type!r}; "
+            f"it covers {', '.join(repr(t) for t in wordings)}"
+        )
+    if sample.problem_type == "free-form":
+        return wordings["free-form"].format(Question=sample.problem)
+    if not sample.options:
+        raise ValueError(f"{sample.origin}: template {template!r} needs the options of a multiple-choice sample")
+    lines = []
+    for option, letter in zip(sample.options, sample.option_letters):
+        text = _OPTION_TEXT.fullmatch(option)
+        if text is None:
+            raise ValueError(f"{sample.origin}: option {option!r} has no text after its letter label")
+        lines.append(f"{letter}: {text.group(1)}")
+    return wordings["multiple choice"].format(Question=sample.problem, Options="\n".join(lines))
 
 
 def sft_target(sample: Sample) -> str:

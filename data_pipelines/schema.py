@@ -31,10 +31,12 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One prompt: a question about at most one video or image, with its ground truth.
+    """One prompt: a question about at most one video or image (plus any `extra_images`), with its ground truth.
 
     `solution` is the raw ``<answer>…</answer>`` string of the record and `answer` its stripped
     content. `origin` is ``"<file>#<index>"`` so any later error can name the record.
+    `extra_images` are images shown after the primary media, in order (SEED-Bench-R1's
+    current-observation frame after its task-progress video).
     """
 
     sample_id: str
@@ -49,6 +51,7 @@ class Sample:
     process: str | None = None
     media_overrides: Mapping[str, float] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    extra_images: tuple[Path, ...] = ()
 
     @property
     def option_letters(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The `vlm-rl` command: train, sft, eval, make-tiny-model, make-data, plot, report, config."""
+"""The `vlm-rl` command: train, sft, eval, make-tiny-model, make-data, data, plot, report, config."""
 
 from __future__ import annotations
 
@@ -74,6 +74,24 @@ def _make_data(args: argparse.Namespace) -> None:
     print(f"wrote {data.train_path} and {data.test_path}")
 
 
+def _invert_qa(args: argparse.Namespace) -> None:
+    from data_pipelines.qa_inversion import invert_file
+
+    report = invert_file(args.input, args.output, probability=args.probability, seed=args.seed)
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skip_reasons.items()))
+    print(
+        f"{args.output}: {report.total} records, {report.inverted} inverted, {report.kept} kept (not drawn), "
+        f"{report.no_rule} kept (no negation rule), {report.skipped} skipped" + (f" ({reasons})" if reasons else "")
+    )
+
+
+def _drop_thoughts(args: argparse.Namespace) -> None:
+    from data_pipelines.thought_dropout import drop_thoughts_file
+
+    report = drop_thoughts_file(args.input, args.output, probability=args.probability, seed=args.seed)
+    print(f"{args.output}: {report.total} records, {report.dropped} thoughts dropped, {report.kept} kept")
+
+
 def _plot(args: argparse.Namespace) -> None:
     from vlm_rl.training.plots import plot_run
 
@@ -135,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distractors", type=int, default=0, help="extra static objects per clip")
     p.add_argument("--speed", type=float, default=1.0, help="motion speed multiplier")
     p.set_defaults(func=_make_data)
+
+    data = sub.add_parser("data", help="offline data pipelines over record files").add_subparsers(dest="verb", required=True)
+    p = data.add_parser("invert-qa", help="TW-GRPO question-answer inversion: single-answer MC -> negated multi-answer")
+    p.add_argument("input", type=Path, help=".json or .jsonl records")
+    p.add_argument("output", type=Path, help="output file (.jsonl writes JSON Lines, anything else a JSON list)")
+    p.add_argument("--probability", type=float, default=0.5, help="chance that a negatable record is inverted (TW-GRPO: 0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_invert_qa)
+    p = data.add_parser("drop-thoughts", help="TON thought dropout for SFT records: empty the thought with probability p")
+    p.add_argument("input", type=Path, help=".json or .jsonl records with a 'process' thought")
+    p.add_argument("output", type=Path, help="output file with the input's suffix (may be the input)")
+    p.add_argument("--probability", type=float, default=0.5, help="dropout probability (TON: 0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_drop_thoughts)
 
     p = sub.add_parser("plot", help="write PNG curves of a run's metrics.jsonl")
     p.add_argument("run_dir")

@@ -1,5 +1,84 @@
-"""Readers that turn dataset files into `Sample` records."""
+"""Readers that turn dataset files into `Sample` records, and a dispatcher that picks one by record shape."""
 
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from data_pipelines.formats.mmvu import load_mmvu
+from data_pipelines.formats.seed_bench_r1 import load_seed_bench_r1
 from data_pipelines.formats.video_r1 import load_dataset_files, load_samples
+from data_pipelines.record_files import iter_records
+from data_pipelines.schema import RecordError, Sample
 
-__all__ = ["load_dataset_files", "load_samples"]
+READERS: dict[str, Callable[..., list[Sample]]] = {
+    "video_r1": load_samples,
+    "seed_bench_r1": load_seed_bench_r1,
+    "mmvu": load_mmvu,
+}
+"""Record format → reader; every reader takes ``(path, *, media_root=None, limit=None, ...)``."""
+
+_SEED_BENCH_R1_KEYS = frozenset(
+    {"golden_choice_idx", "negative_answers", "task_progress_metadata", "current_observation_basename"}
+)
+
+
+def record_format(record: Any) -> str | None:
+    """The `READERS` key for one record's shape, or None when no reader fits.
+
+    GRPO-CARE's order (§3.7 of specs/benchmarks.md): ``problem_type`` (or TW-GRPO's ``problem`` +
+    ``solution``) means Video-R1; SEED-Bench-R1's own fields mean SEED-Bench-R1 (training or
+    validation, told apart by ``golden_choice_idx`` in its reader); ``question_type`` + ``choices`` mean MMVU.
+    """
+    if not isinstance(record, dict):
+        return None
+    if record.get("problem_type") is not None or {"problem", "solution"} <= record.keys():
+        return "video_r1"
+    if _SEED_BENCH_R1_KEYS & record.keys():
+        return "seed_bench_r1"
+    if {"question_type", "choices"} <= record.keys():
+        return "mmvu"
+    return None
+
+
+def load_benchmark_samples(
+    path: str | Path, *, media_root: str | Path | None = None, limit: int | None = None, **reader_kwargs: Any
+) -> list[Sample]:
+    """Read `path` with the reader its first record's shape calls for (see `record_format`).
+
+    A file holds one format; a later record of another shape fails in that reader, naming its field.
+    `reader_kwargs` go to the chosen reader (``seed=`` for SEED-Bench-R1, ``multiple_choice_only=``
+    for MMVU); one it does not take is a TypeError. Raises RecordError for an empty file or a first
+    record of unknown shape.
+    """
+    path = Path(path)
+    first = next(iter_records(path), None)
+    if first is None:
+        raise RecordError(f"{path}: the dataset has no records; point the loader at a file with at least one record")
+    label, _, record = first
+    name = record_format(record)
+    if name is None:
+        keys = ", ".join(sorted(record)) if isinstance(record, dict) else f"not an object but {type(record).__name__}"
+        raise RecordError(
+            f"{label}: unknown record shape ({keys}); expected Video-R1 (problem_type or problem + solution), "
+            "SEED-Bench-R1 (golden_choice_idx, negative_answers, task_progress_metadata or "
+            "current_observation_basename) or MMVU (question_type + choices)"
+        )
+    reader = READERS[name]
+    unknown = sorted(reader_kwargs.keys() - inspect.signature(reader).parameters.keys())
+    if unknown:
+        raise TypeError(f"{path} holds {name} records; its reader {reader.__name__} takes no {', '.join(unknown)}")
+    return reader(path, media_root=media_root, limit=limit, **reader_kwargs)
+
+
+__all__ = [
+    "READERS",
+    "load_benchmark_samples",
+    "load_dataset_files",
+    "load_mmvu",
+    "load_samples",
+    "load_seed_bench_r1",
+    "record_format",
+]

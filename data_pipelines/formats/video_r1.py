@@ -13,13 +13,19 @@ Media files are checked for existence and non-zero size, never decoded here.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data_pipelines.schema import MEDIA_OVERRIDE_KEYS, PROBLEM_TYPES, RecordError, Sample, option_letter
+from data_pipelines.record_files import iter_records, kind, short
+from data_pipelines.schema import (
+    MEDIA_OVERRIDE_KEYS,
+    PROBLEM_TYPES,
+    RecordError,
+    Sample,
+    option_letter,
+)
 
 DATA_TYPES: tuple[str, ...] = ("video", "image", "text")
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
@@ -51,7 +57,7 @@ def load_samples(
     root = Path(media_root) if media_root is not None else path.parent
     sizes: dict[Path, int] = {}
     samples: list[Sample] = []
-    for label, index, record in _records(path):
+    for label, index, record in iter_records(path):
         samples.append(_to_sample(record, label=label, origin=f"{path}#{index}", root=root, sizes=sizes))
         if limit is not None and len(samples) >= limit:
             break
@@ -78,69 +84,13 @@ def load_dataset_files(
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _records(path: Path) -> Iterator[tuple[str, int, Any]]:
-    """Yield ``(label, index, record)``: label like ``"x.json record 6"`` or ``"x.jsonl line 7"``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecordError(f"{path}: dataset file not found; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(
-            f"{path}: cannot read the dataset file ({exc}); it must be UTF-8 JSON or JSON Lines"
-        ) from None
-    if not text.strip():
-        return
-    if path.suffix == ".jsonl" or _json_lines_in_disguise(text):
-        yield from _json_lines(path, text)
-        return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(
-            f"{path} line {exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno}); "
-            "a .json dataset must be one list of record objects"
-        ) from None
-    if not isinstance(data, list):
-        raise RecordError(
-            f"{path}: top level is a JSON {_kind(data)}, expected a list of records; wrap the records in [...] "
-            "or write one object per line to a .jsonl file"
-        )
-    for index, record in enumerate(data):
-        yield f"{path} record {index}", index, record
-
-
-def _json_lines_in_disguise(text: str) -> bool:
-    """A ``.json`` file holding JSON Lines (one object per line), as some datasets ship."""
-    if not text.lstrip().startswith("{"):
-        return False
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        return exc.msg == "Extra data"
-    return False
-
-
-def _json_lines(path: Path, text: str) -> Iterator[tuple[str, int, Any]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(
-                f"{path} line {number}: invalid JSON ({exc.msg}, column {exc.colno}); "
-                "a .jsonl dataset holds one JSON object per line"
-            ) from None
-        yield f"{path} line {number}", number, record
-
-
 # --- one record ---------------------------------------------------------------------------------
 
 
 def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample:
     if not isinstance(record, dict):
         raise RecordError(
-            f"{label}: expected a JSON object with problem, solution and path|video, got a {_kind(record)}"
+            f"{label}: expected a JSON object with problem, solution and path|video, got a {kind(record)}"
         )
     problem = _required_text(record, "problem", label, "every record needs the question text")
     solution = record.get("solution")
@@ -148,12 +98,12 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
         raise RecordError(f'{label}: field \'solution\' is missing; every record needs "<answer>…</answer>"')
     if not isinstance(solution, str):
         raise RecordError(
-            f'{label}: field \'solution\' must be a string like "<answer>B</answer>", got a {_kind(solution)}'
+            f'{label}: field \'solution\' must be a string like "<answer>B</answer>", got a {kind(solution)}'
         )
     found = _ANSWER.search(solution)
     if found is None:
         raise RecordError(
-            f'{label}: field \'solution\' has no <answer>…</answer> tags (got {_short(solution)}); '
+            f'{label}: field \'solution\' has no <answer>…</answer> tags (got {short(solution)}); '
             'wrap the ground truth as "<answer>B</answer>"'
         )
     answer = found.group(1)
@@ -169,7 +119,7 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
     process = record.get("process")
     if process is not None and not isinstance(process, str):
         raise RecordError(
-            f'{label}: field \'process\' must be a string like "<think>…</think>", got a {_kind(process)}'
+            f'{label}: field \'process\' must be a string like "<think>…</think>", got a {kind(process)}'
         )
 
     overrides = {key: _override(record, key, label) for key in sorted(MEDIA_OVERRIDE_KEYS & record.keys())}
@@ -198,7 +148,7 @@ def _required_text(record: dict[str, Any], key: str, label: str, why: str) -> st
     if value is None:
         raise RecordError(f"{label}: field '{key}' is missing; {why}")
     if not isinstance(value, str) or not value.strip():
-        raise RecordError(f"{label}: field '{key}' must be a non-empty string, got {_short(value)}")
+        raise RecordError(f"{label}: field '{key}' must be a non-empty string, got {short(value)}")
     return value
 
 
@@ -208,12 +158,12 @@ def _options(record: dict[str, Any], label: str) -> tuple[str, ...]:
         return ()
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         raise RecordError(
-            f'{label}: field \'options\' must be a list of strings like ["A. red", "B. blue"], got {_short(options)}'
+            f'{label}: field \'options\' must be a list of strings like ["A. red", "B. blue"], got {short(options)}'
         )
     for position, option in enumerate(options):
         if not _OPTION_LABEL.match(option):
             raise RecordError(
-                f'{label}: field \'options\' item {position} ({_short(option)}) has no letter label; '
+                f'{label}: field \'options\' item {position} ({short(option)}) has no letter label; '
                 'label options like "A. red" or "(A) red"'
             )
     letters = [option_letter(option) for option in options]
@@ -239,7 +189,7 @@ def _problem_type(record: dict[str, Any], answer: str, option_letters: tuple[str
     if problem_type is not None:
         if problem_type not in PROBLEM_TYPES:
             raise RecordError(
-                f"{label}: field 'problem_type' is {_short(problem_type)}, not a known type; "
+                f"{label}: field 'problem_type' is {short(problem_type)}, not a known type; "
                 f"use one of {', '.join(repr(t) for t in PROBLEM_TYPES)}"
             )
         return problem_type
@@ -248,7 +198,7 @@ def _problem_type(record: dict[str, Any], answer: str, option_letters: tuple[str
     if _LETTERS.fullmatch(answer) and option_letters:
         return "multiple choice"
     raise RecordError(
-        f"{label}: field 'problem_type' is missing and cannot be inferred from answer {_short(answer)} "
+        f"{label}: field 'problem_type' is missing and cannot be inferred from answer {short(answer)} "
         f"(only comma-separated letters, or one letter with options, can be); set it to one of "
         f"{', '.join(repr(t) for t in PROBLEM_TYPES)}"
     )
@@ -259,7 +209,7 @@ def _check_answer_letters(answer: str, problem_type: str, option_letters: tuple[
     if not pattern.fullmatch(answer):
         expected = "comma-separated option letters like B,C" if problem_type == "multi-answer" else "one option letter"
         raise RecordError(
-            f"{label}: field 'solution': a {problem_type} answer must be {expected}, got {_short(answer)}"
+            f"{label}: field 'solution': a {problem_type} answer must be {expected}, got {short(answer)}"
         )
     if not option_letters:
         return
@@ -275,7 +225,7 @@ def _data_type(record: dict[str, Any], label: str) -> str:
     data_type = record.get("data_type")
     if data_type is not None:
         if data_type not in DATA_TYPES:
-            raise RecordError(f"{label}: field 'data_type' is {_short(data_type)}; use one of {', '.join(DATA_TYPES)}")
+            raise RecordError(f"{label}: field 'data_type' is {short(data_type)}; use one of {', '.join(DATA_TYPES)}")
         return data_type
     if "video" in record:
         return "video"
@@ -300,7 +250,7 @@ def _media_path(record: dict[str, Any], data_type: str, label: str, root: Path, 
         )
     raw = record[key]
     if not isinstance(raw, str) or not raw.strip():
-        raise RecordError(f"{label}: field '{key}' must be a non-empty file path, got {_short(raw)}")
+        raise RecordError(f"{label}: field '{key}' must be a non-empty file path, got {short(raw)}")
     given = Path(raw)
     if given.is_absolute() and given.is_file():
         resolved = given
@@ -326,16 +276,6 @@ def _override(record: dict[str, Any], key: str, label: str) -> float:
     value = record[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise RecordError(
-            f"{label}: field '{key}' must be a positive number (a media sampling override), got {_short(value)}"
+            f"{label}: field '{key}' must be a positive number (a media sampling override), got {short(value)}"
         )
     return value
-
-
-def _kind(value: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
-
-
-def _short(value: Any, width: int = 60) -> str:
-    """A one-line repr of `value`, cut to `width` characters."""
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from data_pipelines.prompts import sft_target
 from vlm_rl.config import RunConfig
 from vlm_rl.models.logprobs import completion_logprobs

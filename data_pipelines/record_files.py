@@ -1,0 +1,104 @@
+"""Reading and writing record files: a JSON list (``.json``) or JSON Lines (``.jsonl``).
+
+Every reader and offline pipeline goes through these, so their errors label records the same way
+(``"x.json record 6"``, ``"x.jsonl line 7"``) and their outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from data_pipelines.schema import RecordError
+
+
+def iter_records(path: Path) -> Iterator[tuple[str, int, Any]]:
+    """Yield ``(label, index, record)``: label like ``"x.json record 6"`` or ``"x.jsonl line 7"``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecordError(f"{path}: dataset file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(
+            f"{path}: cannot read the dataset file ({exc}); it must be UTF-8 JSON or JSON Lines"
+        ) from None
+    if not text.strip():
+        return
+    if path.suffix == ".jsonl" or _json_lines_in_disguise(text):
+        yield from _json_lines(path, text)
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(
+            f"{path} line {exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno}); "
+            "a .json dataset must be one list of record objects"
+        ) from None
+    if not isinstance(data, list):
+        raise RecordError(
+            f"{path}: top level is a JSON {kind(data)}, expected a list of records; wrap the records in [...] "
+            "or write one object per line to a .jsonl file"
+        )
+    for index, record in enumerate(data):
+        yield f"{path} record {index}", index, record
+
+
+def _json_lines_in_disguise(text: str) -> bool:
+    """A ``.json`` file holding JSON Lines (one object per line), as some datasets ship."""
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return exc.msg == "Extra data"
+    return False
+
+
+def _json_lines(path: Path, text: str) -> Iterator[tuple[str, int, Any]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordError(
+                f"{path} line {number}: invalid JSON ({exc.msg}, column {exc.colno}); "
+                "a .jsonl dataset holds one JSON object per line"
+            ) from None
+        yield f"{path} line {number}", number, record
+
+
+def write_records(path: Path, records: Iterable[Any]) -> None:
+    """Write `records` as JSON Lines (``.jsonl``) or one JSON list (any other suffix), replacing `path` in one step."""
+    records = list(records)
+    if path.suffix == ".jsonl":
+        text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    else:
+        text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def kind(value: Any) -> str:
+    """The JSON name of `value`'s type ("object", "list", "string", ...)."""
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def short(value: Any, width: int = 60) -> str:
+    """A one-line repr of `value`, cut to `width` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

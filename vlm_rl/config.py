@@ -71,11 +71,13 @@ class ImageConfig:
 
 @dataclass
 class DataConfig:
-    train_files: list[str] = _f([], "Training records: Video-R1 / TW-GRPO .json or .jsonl files.")
+    train_files: list[str] = _f([], "Training records: Video-R1 / TW-GRPO, SEED-Bench-R1 or MMVU .json or .jsonl files.")
     eval_files: list[str] = _f([], "Held-out records evaluated during and after training.")
     media_root: str | None = _f(None, "Directory that record media paths are relative to (default: each file's directory).")
-    prompt_template: Literal["video_r1_train", "video_r1_eval", "short"] = _f(
-        "video_r1_train", "Question template: Video-R1's training or evaluation wording, or 'short' for tiny models."
+    prompt_template: Literal["video_r1_train", "video_r1_eval", "short", "mmvu_cot", "mmvu_direct"] = _f(
+        "video_r1_train",
+        "Question template: Video-R1's training or evaluation wording (also SEED-Bench-R1's), 'short' for tiny "
+        "models, or MMVU's official chain-of-thought / direct-answer prompts.",
     )
     system_prompt: str | None = _f(None, "System turn; None keeps the chat template's default.")
     shuffle: bool = _f(True, "Shuffle training records each epoch (seeded).")

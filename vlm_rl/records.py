@@ -1,8 +1,9 @@
-"""Load record files and check every video and image before any model work starts."""
+"""Load record files of any supported format (Video-R1, SEED-Bench-R1, MMVU) and check every video and
+image before any model work starts."""
 
 from __future__ import annotations
 
-from data_pipelines.formats import load_samples
+from data_pipelines.formats import load_benchmark_samples
 from data_pipelines.schema import Sample
 from vlm_rl.media import ImageSampling, MediaError, probe_video, read_image
 
@@ -13,7 +14,7 @@ def load_records(
     """Read every file, then probe every video and image, so bad input stops the run before training."""
     samples: list[Sample] = []
     for file in files:
-        samples.extend(load_samples(file, media_root=media_root))
+        samples.extend(load_benchmark_samples(file, media_root=media_root))
     if limit is not None:
         samples = samples[:limit]
     for sample in samples:
@@ -22,6 +23,8 @@ def load_records(
                 probe_video(sample.media_path, reader)
             elif sample.data_type == "image":
                 read_image(sample.media_path, ImageSampling())
+            for path in sample.extra_images:
+                read_image(path, ImageSampling())
         except MediaError as err:
             raise MediaError(f"{sample.origin}: {err}") from None
     return samples

@@ -79,10 +79,11 @@ class QwenVLAdapter:
         self.merge_size = processor.video_processor.merge_size
 
     def messages(self, sample: Sample, text: str, system_prompt: str | None = None) -> list[dict]:
-        """Chat messages with the media item first and the question text after it."""
+        """Chat messages: the primary media item, then any extra images, then the question text."""
         content: list[dict] = []
         if sample.data_type in ("video", "image"):
             content.append({"type": sample.data_type, sample.data_type: str(sample.media_path)})
+        content.extend({"type": "image", "image": str(path)} for path in sample.extra_images)
         content.append({"type": "text", "text": text})
         messages = [{"role": "user", "content": content}]
         if system_prompt is not None:
@@ -92,8 +93,8 @@ class QwenVLAdapter:
     def render(self, messages: list[dict], *, add_generation_prompt: bool) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
-    def encode(self, text: str, *, video: VideoClip | None = None, image: Image.Image | None = None) -> PromptInputs:
-        """Run the processor on one rendered prompt and its already-sampled media."""
+    def encode(self, text: str, *, video: VideoClip | None = None, images: Sequence[Image.Image] = ()) -> PromptInputs:
+        """Run the processor on one rendered prompt and its already-sampled media (images in prompt order)."""
         kwargs: dict = {"text": [text], "return_tensors": "pt"}
         if video is not None:
             kwargs["videos"] = [video.frames]
@@ -101,9 +102,9 @@ class QwenVLAdapter:
                 {"total_num_frames": video.total_frames, "fps": video.source_fps, "frames_indices": list(video.indices)}
             ]
             kwargs["do_sample_frames"] = False
-        if image is not None:
-            kwargs["images"] = [image]
-        if video is not None or image is not None:
+        if images:
+            kwargs["images"] = list(images)
+        if video is not None or images:
             kwargs["do_resize"] = False
         out = self.processor(**kwargs)
         inputs = PromptInputs(

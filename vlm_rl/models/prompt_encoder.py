@@ -64,7 +64,8 @@ class PromptEncoder:
         return self._encode(sample, generator=generator, shuffle=True)
 
     def _encode(self, sample: Sample, *, generator: torch.Generator | None = None, shuffle: bool = False) -> PromptInputs:
-        video = image = None
+        video = None
+        image_paths = list(sample.extra_images)
         if sample.data_type == "video":
             sampling = self.video_sampling.with_overrides(sample.media_overrides)
             video = self.frames.get_video(sample.media_path, sampling, self.data.video.reader)
@@ -72,5 +73,6 @@ class PromptEncoder:
                 order = torch.randperm(video.frames.shape[0], generator=generator)
                 video = dataclasses.replace(video, frames=video.frames[order])
         elif sample.data_type == "image":
-            image = self.frames.get_image(sample.media_path, self.image_sampling)
-        return self.adapter.encode(self.text(sample), video=video, image=image)
+            image_paths.insert(0, sample.media_path)
+        images = [self.frames.get_image(path, self.image_sampling) for path in image_paths]
+        return self.adapter.encode(self.text(sample), video=video, images=images)

@@ -136,6 +136,15 @@ class TemporalConfig:
 
 
 @dataclass
+class ReplayConfig:
+    enabled: bool = _f(
+        False, "VL-Rethinker selective sample replay: rows of groups whose advantages vanish are replaced by replayed rollouts."
+    )
+    capacity: int = _f(0, "Rollouts kept (FIFO); 0 = half of one step's rollouts, as the official code.")
+    alpha: float = _f(1.0, "Replay priority |advantage|**alpha (+1e-4); 0 = uniform.")
+
+
+@dataclass
 class AlgoConfig:
     advantage: str = _f("grpo", "Advantage estimator: grpo (group mean/std, DeepSeekMath) or dr_grpo (mean only, Dr.GRPO).")
     scale_by_std: bool = _f(True, "Divide by the reward std (off = Dr.GRPO).")
@@ -165,6 +174,7 @@ class AlgoConfig:
     reg_grpo: RegGRPOConfig = _sub(RegGRPOConfig, "Reg-GRPO (DeepVideo-R1), used with policy_loss=reg_grpo.")
     care: CareConfig = _sub(CareConfig, "GRPO-CARE consistency bonus.")
     temporal: TemporalConfig = _sub(TemporalConfig, "T-GRPO temporal contrast bonus (video prompts only).")
+    replay: ReplayConfig = _sub(ReplayConfig, "VL-Rethinker selective sample replay (SSR).")
 
 
 @dataclass
@@ -334,6 +344,11 @@ def validate(config: RunConfig) -> None:
     if algo.policy_loss not in losses:
         raise ConfigError(f"algo.policy_loss: {algo.policy_loss!r} is not one of {losses}")
     if algo.policy_loss in REGRESSION_LOSSES:
+        if algo.replay.enabled:
+            raise ConfigError(
+                "algo.policy_loss=reg_grpo regresses within groups, and replayed rollouts have no group; "
+                "set algo.replay.enabled=false"
+            )
         if algo.token_weighting != "none" or algo.mask_truncated:
             raise ConfigError(
                 "algo.policy_loss=reg_grpo regresses whole-sequence log-ratios: it takes no token weighting and "
@@ -353,6 +368,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("algo.care.ema_decay must lie in [0, 1]")
     if algo.care.enabled and algo.care.ema_every < 1:
         raise ConfigError("algo.care.ema_every must be at least 1")
+    if algo.replay.capacity < 0 or algo.replay.alpha < 0:
+        raise ConfigError("algo.replay.capacity and algo.replay.alpha must be >= 0")
     if algo.care.margin < 0:
         raise ConfigError("algo.care.margin must be >= 0")
     if config.algo.advantage == "dr_grpo" and config.algo.scale_by_std:

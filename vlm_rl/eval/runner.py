@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from data_pipelines.schema import Sample
+from data_pipelines.thought_dropout import is_empty_thought
 from vlm_rl.config import EvalConfig
 from vlm_rl.models.adapter import QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
@@ -27,6 +28,7 @@ class EvalReport:
     format_rate: float
     mean_length: float
     truncated_rate: float
+    skip_ratio: float
     wall_time_s: float
     by_problem_type: dict[str, dict[str, float]]
     by_task: dict[str, dict[str, float]]
@@ -35,7 +37,12 @@ class EvalReport:
 
     def summary(self) -> dict[str, float]:
         """Flat scalars for logging."""
-        out = {"accuracy": self.accuracy, "format_rate": self.format_rate, "mean_length": self.mean_length}
+        out = {
+            "accuracy": self.accuracy,
+            "format_rate": self.format_rate,
+            "mean_length": self.mean_length,
+            "skip_ratio": self.skip_ratio,
+        }
         out.update({f"accuracy/{k}": v["accuracy"] for k, v in self.by_problem_type.items()})
         return out
 
@@ -74,6 +81,7 @@ def evaluate(
                     "reward": reward,
                     "correct": reward == 1.0,
                     "format": format_reward(text),
+                    "skipped_thought": is_empty_thought(text),
                     "length": len(ids),
                     "truncated": cut,
                 }
@@ -84,6 +92,7 @@ def evaluate(
         format_rate=_mean(r["format"] for r in results),
         mean_length=_mean(r["length"] for r in results),
         truncated_rate=_mean(float(r["truncated"]) for r in results),
+        skip_ratio=_mean(float(r["skipped_thought"]) for r in results),
         wall_time_s=time.perf_counter() - started,
         by_problem_type=_grouped(results, "problem_type"),
         by_task=_grouped(results, "task"),

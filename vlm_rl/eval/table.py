@@ -9,6 +9,7 @@ ROWS = (
     ("accuracy", "accuracy", "{:.1%}"),
     ("format rate", "format_rate", "{:.1%}"),
     ("mean completion length (tokens)", "mean_length", "{:.1f}"),
+    ("empty-thought (skip) rate", "skip_ratio", "{:.1%}"),
     ("eval wall time (s)", "wall_time_s", "{:.1f}"),
 )
 
@@ -25,7 +26,7 @@ def comparison_table(paths: list[Path], labels: list[str] | None = None) -> str:
         raise ReportError(f"{len(labels)} labels for {len(reports)} reports; give one label per report")
     lines = ["| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for title, key, fmt in ROWS:
-        lines.append(f"| {title} | " + " | ".join(fmt.format(r[key]) for r in reports) + " |")
+        lines.append(f"| {title} | " + " | ".join(fmt.format(r[key]) if key in r else "-" for r in reports) + " |")
     tasks = sorted({t for r in reports for t in r["by_task"]})
     for task in tasks:
         cells = [f"{r['by_task'][task]['accuracy']:.1%}" if task in r["by_task"] else "-" for r in reports]

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from data_pipelines.schema import Sample
+from data_pipelines.thought_dropout import is_empty_thought
 from vlm_rl.algorithms import (
     REGRESSION_LOSSES,
     get_advantage_fn,
@@ -28,6 +29,8 @@ from vlm_rl.rewards import RewardPipeline, RewardResult, format_reward
 from vlm_rl.rollout import HFRolloutEngine, Rollouts, SamplingParams
 from vlm_rl.training.base import Trainer
 from vlm_rl.training.care import ConsistencyReference
+from vlm_rl.training.loss_parts import LossPart
+from vlm_rl.training.replay import ReplayBuffer, SelectiveReplay, effective_ratio
 from vlm_rl.training.scoring import score
 from vlm_rl.training.temporal import TemporalContrast
 
@@ -65,10 +68,20 @@ class GRPOTrainer(Trainer):
             if algo.temporal.enabled
             else None
         )
+        self.replay = None
+        if algo.replay.enabled:
+            capacity = algo.replay.capacity or max(1, config.trainer.prompts_per_step * self.sampling.n // 2)
+            buffer = ReplayBuffer(capacity, alpha=algo.replay.alpha)
+            seed = config.seed + self.accelerator.process_index
+            self.replay = SelectiveReplay(buffer, self.train_samples, self.adapter, seed)
+            if self.resumed_from is not None:
+                self.replay.load(self.resumed_from)
 
     def write_state(self, checkpoint: Path) -> None:
         if self.care is not None:
             self.care.save(checkpoint)
+        if self.replay is not None:
+            self.replay.save(checkpoint)
 
     def optimizer_steps(self) -> int:
         return self.config.trainer.steps * self.config.algo.num_iterations
@@ -79,25 +92,32 @@ class GRPOTrainer(Trainer):
         advantages = self.advantage_fn(
             rewards.total, rollouts.group_ids, scale_by_std=cfg.algo.scale_by_std, std_mode=cfg.algo.std_mode
         )
-        chunks = self._micro_batches(prompts, rollouts)
+        parts = self._loss_parts(prompts, rollouts, rewards, advantages, stats)
+        chunks = [(part.batch, part.rows) for part in parts]
         iterations = cfg.algo.num_iterations
-        old_logps = self._frozen_logps(self.model, chunks) if iterations > 1 else None
+        frozen = self._frozen_logps(self.model, chunks) if iterations > 1 else [None] * len(parts)
+        old_logps = [part.old_logps if part.old_logps is not None else f for part, f in zip(parts, frozen)]
         ref_logps = self._frozen_logps(self.ref_model, chunks) if self.ref_model is not None else None
-        totals = {"rows": len(rollouts), "tokens": max(1, int(sum(b.completion_mask.sum() for b, _ in chunks)))}
+        totals = {"rows": sum(len(p.advantages) for p in parts), "tokens": max(1, int(sum(p.batch.completion_mask.sum() for p in parts)))}
+        fresh_logps: list[torch.Tensor] = []
         for iteration in range(iterations):
-            for i, (batch, rows) in enumerate(chunks):
+            for i, part in enumerate(parts):
+                batch = part.batch
                 logp, entropy, vocab = completion_logprobs(
                     self.model, batch, with_entropy=iteration == 0, with_vocab=self.token_weight_fn is not None
                 )
                 mask = batch.completion_mask.to(logp.device)
-                old = old_logps[i] if old_logps is not None and iteration > 0 else logp.detach()
+                on_policy = iteration == 0 and part.old_logps is None
+                old = logp.detach() if on_policy or old_logps[i] is None else old_logps[i].to(logp.device)
                 ref = ref_logps[i] if ref_logps is not None else None
+                if iteration == 0 and part.rows is not None:
+                    fresh_logps.append(logp.detach().cpu())
                 if self.reg_loss_fn is not None:
-                    loss, values = self._regression_loss(logp, old, ref, mask, rewards.total[rows], rollouts, rows, iteration)
-                    weight = len(rows) / totals["rows"]
+                    loss, values = self._regression_loss(logp, old, ref, mask, part, iteration)
+                    weight = len(part.advantages) / totals["rows"]
                 else:
-                    weights = self._token_weights(vocab, mask, rollouts.group_ids[rows])
-                    loss, values = self._policy_loss(logp, old, ref, mask, advantages[rows], weights)
+                    weights = self._token_weights(vocab, mask, part.group_ids)
+                    loss, values = self._policy_loss(logp, old, ref, mask, part.advantages, weights)
                     weight = self._chunk_weight(mask, totals)
                 self.accelerator.backward(loss * weight)
                 if "token_weight_max" in values:
@@ -110,9 +130,36 @@ class GRPOTrainer(Trainer):
             stats["grad_norm"] = self._optimizer_step()
             if self.care is not None:
                 self.care.after_optimizer_step(self.policy, (step - 1) * iterations + iteration + 1)
+        if self.replay is not None:
+            current = [part for part in parts if part.rows is not None]
+            stats["replay/added"] = float(self.replay.remember(step, samples, rollouts, advantages, current, fresh_logps))
+            stats["replay/buffer_size"] = float(len(self.replay.buffer))
         stats["advantage_mean"] = float(advantages.mean())
         stats["advantage_std"] = float(advantages.std()) if len(advantages) > 1 else 0.0
         return self._metrics(step, samples, rollouts, rewards, stats)
+
+    def _loss_parts(self, prompts, rollouts: Rollouts, rewards: RewardResult, advantages: torch.Tensor, stats) -> list[LossPart]:
+        """The step's loss micro-batches: whole groups of this step's rollouts, plus replayed samples.
+
+        With selective sample replay, groups whose advantages all vanished are replaced by as many
+        samples drawn from the replay buffer (when it holds any); otherwise every group trains.
+        """
+        groups = list(range(int(rollouts.group_ids.max()) + 1))
+        replayed: list[LossPart] = []
+        if self.replay is not None:
+            vanished = [g for g in groups if bool((advantages[rollouts.group_ids == g] == 0).all())]
+            rows = sum(int((rollouts.group_ids == g).sum()) for g in vanished)
+            replayed = self.replay.parts(rows, self.encoder, self.config.trainer.micro_batch_prompts * self.sampling.n)
+            if replayed:
+                groups = [g for g in groups if g not in vanished]
+            stats["replay/effective_ratio"] = effective_ratio(advantages)
+            stats["replay/replayed_fraction"] = sum(len(p.advantages) for p in replayed) / max(
+                1, sum(len(p.advantages) for p in replayed) + len(groups) * self.sampling.n
+            )
+        return [
+            LossPart(batch, advantages[rows], rollouts.group_ids[rows], rewards.total[rows], rows)
+            for batch, rows in self._micro_batches(prompts, rollouts, groups)
+        ] + replayed
 
     def _policy_loss(self, logp, old, ref, mask, advantages, weights) -> tuple[torch.Tensor, dict[str, float]]:
         """Clipped-surrogate family loss of one micro-batch and its metrics."""
@@ -144,7 +191,7 @@ class GRPOTrainer(Trainer):
             values["token_weight_max"] = float(weights.max())
         return out.loss, values
 
-    def _regression_loss(self, logp, old, ref, mask, rewards, rollouts, rows, iteration) -> tuple[torch.Tensor, dict[str, float]]:
+    def _regression_loss(self, logp, old, ref, mask, part: LossPart, iteration: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Reg-GRPO loss of one micro-batch (whole groups) and its metrics.
 
         The first update of a rollout batch is on-policy (``old`` is ``logp`` detached, the
@@ -155,8 +202,8 @@ class GRPOTrainer(Trainer):
         out = self.reg_loss_fn(
             sequence_logp(logp, mask),
             sequence_logp(old, mask),
-            rewards.to(logp.device),
-            rollouts.group_ids[rows].to(logp.device),
+            part.rewards.to(logp.device),
+            part.group_ids.to(logp.device),
             unbiased=algo.reg_grpo.unbiased_std,
             log_ratio_eps=algo.reg_grpo.onpolicy_eps if iteration == 0 else 0.0,
             degenerate="skip",
@@ -173,7 +220,7 @@ class GRPOTrainer(Trainer):
             "kl": out.kl.item(),
             "reg_grpo/regression_loss": out.regression_loss.item(),
             "reg_grpo/log_ratio_std": out.log_ratio_std.item(),
-            "reg_grpo/degenerate_group_fraction": float(out.num_degenerate_groups) * self.sampling.n / len(rows),
+            "reg_grpo/degenerate_group_fraction": float(out.num_degenerate_groups) * self.sampling.n / len(part.rewards),
         }
         return out.loss, values
 
@@ -247,14 +294,16 @@ class GRPOTrainer(Trainer):
             vocab, mask, group_ids.to(vocab.device), alpha=algo.tw_alpha, chunk=algo.tw_chunk or None
         )
 
-    def _micro_batches(self, prompts: Sequence[PromptInputs], rollouts: Rollouts):
-        """(Batch, row indices) per micro-batch of whole groups, so no group is split."""
+    def _micro_batches(self, prompts: Sequence[PromptInputs], rollouts: Rollouts, groups: Sequence[int] | None = None):
+        """(Batch, row indices) per micro-batch of whole groups (all, or `groups`), so no group is split."""
         n, size = self.sampling.n, self.config.trainer.micro_batch_prompts
+        groups = list(range(len(prompts))) if groups is None else list(groups)
         chunks = []
-        for start in range(0, len(prompts), size):
-            rows = torch.arange(start * n, min(start + size, len(prompts)) * n)
+        for start in range(0, len(groups), size):
+            chosen = groups[start : start + size]
+            rows = torch.cat([torch.nonzero(rollouts.group_ids == g).flatten() for g in chosen])
             completions = [rollouts.completion_ids[r] for r in rows.tolist()]
-            batch = self.adapter.collate(prompts[start : start + size], n, completions)
+            batch = self.adapter.collate([prompts[g] for g in chosen], n, completions)
             if self.config.algo.mask_truncated:
                 cut = torch.tensor([rollouts.truncated[r] for r in rows.tolist()])
                 batch.completion_mask[cut] = 0.0
@@ -297,6 +346,11 @@ class GRPOTrainer(Trainer):
             **stats,
         }
         metrics["format_rate"] = sum(format_reward(t) for t in rollouts.texts) / len(rollouts)
+        skipped = torch.tensor([is_empty_thought(t) for t in rollouts.texts])
+        metrics["skip_ratio"] = float(skipped.float().mean())
+        for name, rows in (("no_think", skipped), ("think", ~skipped)):
+            if rows.any():
+                metrics[f"completion_length/{name}"] = float(lengths[rows].mean())
         if "accuracy" in rewards.scores:
             accuracy = rewards.scores["accuracy"]
             metrics["accuracy"] = float(accuracy.mean())

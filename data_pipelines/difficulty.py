@@ -21,7 +21,7 @@ Choices the paper leaves open (the spec's recommendation is the default; paramet
 - Replay window: the last ``W = 100`` group means, one entry per prompt (not per step), original groups only;
   with an empty window Δ is None and nothing is augmented (`DifficultyTracker`, ``window``).
 - Δ is rounded to `DELTA_DECIMALS` decimal places, so that float noise from averaging neither makes an
-  average group "hard"/"easy" nor moves a half (1.2 − 0.7 gives 0.5, not 0.49999999999999994).
+  average group "hard"/"easy" nor moves a half (0.7 − 0.2 gives 0.5, not 0.49999999999999994).
 - Halves of |Δ| round up (``round(0.5) = 1``, ``round(1.5) = 2``, ``round(2.5) = 3``), unlike Python's
   half-to-even `round` (`guidance_level`).
 - Trigger: only when the group's reward std is at most ``threshold = 0.0`` (`should_augment`); the paper's
@@ -69,7 +69,7 @@ ANSWER_REVEAL_TEMPLATE = (
     "{question}\nThe correct answer is: {answer}\n"
     "Explain step by step how the video leads to this answer, without stating the answer in your reasoning."
 )
-"""The prompt for the guided traces: the question with the ground-truth answer added (paper Sec. 3.3)."""
+"""The prompt for the guided traces: the question with the ground-truth answer added (spec §2(b), step 1)."""
 
 REVEAL_PATTERN = re.compile(
     r"\b(?:answers?|ground[\s-]*truth|(?:correct|right|final|given|provided)\s+(?:option|choice|label))\b",
@@ -219,9 +219,8 @@ def mentions_answer(text: str, answer: str) -> bool:
 
     `answer` may be wrapped in ``<answer>…</answer>``. It is also split on commas (``"A,C"``), and a piece
     like ``"(C)"`` or ``"D. move berries"`` gives its option letter and option text. Each of these is looked for
-    as a whole word or phrase (any whitespace between words; ``7`` is not found in ``3.7`` or ``7,500``),
-    single letters case-sensitively (so option
-    ``"A"`` does not match the article "a"), everything else ignoring case. A numeric piece also matches any
+    as a whole word or phrase (any whitespace between words; ``7`` is not found in ``3.7`` or ``7,500``), single
+    letters case-sensitively (so option ``"A"`` does not match the article "a"), everything else ignoring case. A numeric piece also matches any
     number in `text` with the same absolute value (``3`` matches ``3.0``, ``-3`` and "three").
     """
     answer = _plain_answer(answer)
@@ -266,7 +265,7 @@ def hint_from_trace(trace: str, level: int, *, answer: str, reveal_pattern: re.P
 
 
 def add_frame_noise(frames: torch.Tensor, level: float, *, sigma0: float, generator: torch.Generator) -> torch.Tensor:
-    """The easy prompt's frames ṽ = clip(v + level · sigma0 · τ, 0, 1), τ ~ N(0, I) (paper Sec. 3.3).
+    """The easy prompt's frames ṽ = clip(v + level · sigma0 · τ, 0, 1), τ ~ N(0, I) (spec §2(b), §2(e) pitfall 5).
 
     `frames` is uint8 ``[T, C, H, W]`` (`VideoClip.frames`, C = 3); v = frames / 255. The noise is i.i.d. per
     element, drawn on `generator`'s device (so a seed gives the same noise on any device of `frames`). The

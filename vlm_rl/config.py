@@ -145,6 +145,20 @@ class ReplayConfig:
 
 
 @dataclass
+class RethinkConfig:
+    enabled: bool = _f(False, "VL-Rethinker forced rethinking: continue some rollouts after a 'Wait' trigger; correct ones replace them.")
+    skip_probability: float = _f(0.35, "Chance that an otherwise eligible rollout gets no rethinking attempt.")
+    group_accuracy_threshold: float = _f(0.7, "Incorrect rollouts of groups more accurate than this are not rethought.")
+    truncate_probability: float = _f(0.5, "Chance that the first pass is cut before its answer before the trigger.")
+    max_kept_per_query: int = _f(2, "At most this many rethought rollouts replace first passes in one group.")
+    min_new_tokens: int = _f(30, "A kept continuation has more new tokens than this (exclusive).")
+    max_new_tokens: int = _f(1024, "... and fewer than this (exclusive); also the continuation's generation limit.")
+    max_rethink_words: int = _f(4, "A kept continuation has 1 + its count of 'wait,', 'wait a', 'alternatively' at most this.")
+    max_first_pass_tokens: int = _f(1024, "First passes longer than this are not rethought (the code's max_tokens - 1024).")
+    temperature: float = _f(0.9, "Sampling temperature of the continuation.")
+
+
+@dataclass
 class AlgoConfig:
     advantage: str = _f("grpo", "Advantage estimator: grpo (group mean/std, DeepSeekMath) or dr_grpo (mean only, Dr.GRPO).")
     scale_by_std: bool = _f(True, "Divide by the reward std (off = Dr.GRPO).")
@@ -175,6 +189,7 @@ class AlgoConfig:
     care: CareConfig = _sub(CareConfig, "GRPO-CARE consistency bonus.")
     temporal: TemporalConfig = _sub(TemporalConfig, "T-GRPO temporal contrast bonus (video prompts only).")
     replay: ReplayConfig = _sub(ReplayConfig, "VL-Rethinker selective sample replay (SSR).")
+    rethink: RethinkConfig = _sub(RethinkConfig, "VL-Rethinker forced rethinking.")
 
 
 @dataclass
@@ -370,6 +385,14 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("algo.care.ema_every must be at least 1")
     if algo.replay.capacity < 0 or algo.replay.alpha < 0:
         raise ConfigError("algo.replay.capacity and algo.replay.alpha must be >= 0")
+    rethink = algo.rethink
+    for name in ("skip_probability", "group_accuracy_threshold", "truncate_probability"):
+        if not 0.0 <= getattr(rethink, name) <= 1.0:
+            raise ConfigError(f"algo.rethink.{name} must lie in [0, 1], got {getattr(rethink, name)}")
+    if rethink.min_new_tokens >= rethink.max_new_tokens:
+        raise ConfigError("algo.rethink.min_new_tokens must be smaller than algo.rethink.max_new_tokens")
+    if rethink.enabled and "accuracy" not in config.reward.weights:
+        raise ConfigError("algo.rethink.enabled needs the 'accuracy' reward: add it to reward.weights")
     if algo.care.margin < 0:
         raise ConfigError("algo.care.margin must be >= 0")
     if config.algo.advantage == "dr_grpo" and config.algo.scale_by_std:

@@ -160,33 +160,19 @@ def test_load_state_dict_rejects_bad_states() -> None:
 
 # --- hints ------------------------------------------------------------------------------------------------------
 
-TRACE = (
-    "<think>First, the person walks into the laundry room. Then they pick up the pile of clothes.\n"
-    "Next, they carry the clothes to the bed! After that they let go of them on the bed. "
-    "So the answer is C.</think>\n<answer>C</answer>"
-)
+STEPS = [
+    "First, the person walks into the laundry room.",
+    "Then they pick up the pile of clothes.",
+    "Next, they carry the clothes to the bed!",
+    "After that they let go of them on the bed.",
+]
+TRACE = f"<think>{STEPS[0]} {STEPS[1]}\n{STEPS[2]} {STEPS[3]} So the answer is C.</think>\n<answer>C</answer>"
 
 
-@pytest.mark.parametrize(
-    ("level", "hint"),
-    [
-        (1, "First, the person walks into the laundry room."),
-        (2, "First, the person walks into the laundry room. Then they pick up the pile of clothes."),
-        (
-            3,
-            "First, the person walks into the laundry room. Then they pick up the pile of clothes. "
-            "Next, they carry the clothes to the bed!",
-        ),
-        (
-            10,
-            "First, the person walks into the laundry room. Then they pick up the pile of clothes. "
-            "Next, they carry the clothes to the bed! After that they let go of them on the bed.",
-        ),
-    ],
-)
-def test_hint_levels_count_sentences_and_drop_the_answer(level: int, hint: str) -> None:
+@pytest.mark.parametrize(("level", "kept"), [(1, 1), (2, 2), (3, 3), (4, 4), (10, 4)])
+def test_hint_levels_count_sentences_and_drop_the_answer(level: int, kept: int) -> None:
     got = hint_from_trace(TRACE, level, answer="C")
-    assert got == hint
+    assert got == " ".join(STEPS[:kept])
     assert "answer" not in got.lower()
     assert not mentions_answer(got, "C")
 

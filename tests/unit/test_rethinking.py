@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import ast
 import random
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from vlm_rl.rollout import rethinking
+from vlm_rl.config import ConfigError, RethinkConfig, load_config
 from vlm_rl.rollout.rethinking import (
     T0,
     T1,
     T2,
     T3,
     TRIGGERS,
-    RethinkConfig,
     choose_trigger,
     is_eligible,
     keep_continuation,
@@ -56,13 +52,13 @@ def test_trigger_constants_and_defaults() -> None:
 
 @pytest.mark.parametrize("field", ["skip_probability", "group_accuracy_threshold", "truncate_probability"])
 def test_config_rejects_probabilities_outside_unit_interval(field: str) -> None:
-    with pytest.raises(ValueError, match=field):
-        RethinkConfig(**{field: 1.5})
+    with pytest.raises(ConfigError, match=f"algo.rethink.{field}"):
+        load_config(None, [f"algo.rethink.{field}=1.5"])
 
 
 def test_config_rejects_empty_new_token_window() -> None:
-    with pytest.raises(ValueError, match="min_new_tokens"):
-        RethinkConfig(min_new_tokens=1024, max_new_tokens=1024)
+    with pytest.raises(ConfigError, match="min_new_tokens"):
+        load_config(None, ["algo.rethink.min_new_tokens=1024", "algo.rethink.max_new_tokens=1024"])
 
 
 # --- trigger choice (B9 step 4, worked example 1(f)) ---------------------------------------------------------
@@ -264,10 +260,3 @@ def test_keep_rethink_word_limit() -> None:
     four = "Wait, no. Wait a bit. Alternatively 3. Wait, yes.</think><answer>3</answer>"
     assert _keep(continuation_text=three)
     assert not _keep(continuation_text=four)
-
-
-def test_module_uses_only_the_standard_library() -> None:
-    tree = ast.parse(Path(rethinking.__file__).read_text())
-    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert {name.split(".")[0] for name in modules} <= set(sys.stdlib_module_names) | {"__future__"}

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+
+from vlm_rl.config import RethinkConfig
 
 T0 = "\n\nWait"
 T1 = "\n\nWait, does it seem right?"
@@ -30,33 +31,6 @@ T0_GIVEN_GENERIC = 0.4
 _RETHINK_WORDS = ("wait,", "wait a", "alternatively")
 # Either a whole <answer>/</answer> tag (matched first, so its inner word is consumed) or a free "answer" word.
 _ANSWER_TAG_OR_WORD = re.compile(r"(</?answer>)|(?i:answer)")
-
-
-@dataclass(frozen=True)
-class RethinkConfig:
-    """Forced Rethinking settings; defaults are the official training values (spec B9, 1(c)).
-
-    ``max_first_pass_tokens`` is the code's ``max_tokens - 1024`` (2048 - 1024). The bounds on a kept
-    continuation's new tokens are both exclusive: ``min_new_tokens < new < max_new_tokens``.
-    """
-
-    skip_probability: float = 0.35
-    group_accuracy_threshold: float = 0.7
-    truncate_probability: float = 0.5
-    max_kept_per_query: int = 2
-    min_new_tokens: int = 30
-    max_new_tokens: int = 1024
-    max_rethink_words: int = 4
-    max_first_pass_tokens: int = 1024
-    temperature: float = 0.9
-
-    def __post_init__(self) -> None:
-        for name in ("skip_probability", "group_accuracy_threshold", "truncate_probability"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if self.min_new_tokens >= self.max_new_tokens:
-            raise ValueError(f"min_new_tokens ({self.min_new_tokens}) must be < max_new_tokens ({self.max_new_tokens})")
 
 
 def is_eligible(

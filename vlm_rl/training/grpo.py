@@ -5,6 +5,7 @@ The trainer orchestrates; every formula lives in `vlm_rl.algorithms` and is look
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from vlm_rl.rollout import HFRolloutEngine, Rollouts, SamplingParams
 from vlm_rl.training.base import Trainer
 from vlm_rl.training.care import ConsistencyReference
 from vlm_rl.training.loss_parts import LossPart
+from vlm_rl.training.rethink import ForcedRethinking
 from vlm_rl.training.replay import ReplayBuffer, SelectiveReplay, effective_ratio
 from vlm_rl.training.scoring import score
 from vlm_rl.training.temporal import TemporalContrast
@@ -68,6 +70,9 @@ class GRPOTrainer(Trainer):
             if algo.temporal.enabled
             else None
         )
+        self.rethink = (
+            ForcedRethinking(algo.rethink, self.adapter, self.engine, self.rewards, self.sampling) if algo.rethink.enabled else None
+        )
         self.replay = None
         if algo.replay.enabled:
             capacity = algo.replay.capacity or max(1, config.trainer.prompts_per_step * self.sampling.n // 2)
@@ -88,7 +93,7 @@ class GRPOTrainer(Trainer):
 
     def step(self, step: int) -> dict[str, float]:
         cfg = self.config
-        samples, prompts, rollouts, rewards, stats = self._collect_groups(cfg.trainer.prompts_per_step)
+        samples, prompts, rollouts, rewards, stats = self._collect_groups(cfg.trainer.prompts_per_step, step)
         advantages = self.advantage_fn(
             rewards.total, rollouts.group_ids, scale_by_std=cfg.algo.scale_by_std, std_mode=cfg.algo.std_mode
         )
@@ -224,12 +229,12 @@ class GRPOTrainer(Trainer):
         }
         return out.loss, values
 
-    def _collect_groups(self, n_prompts: int):
+    def _collect_groups(self, n_prompts: int, step: int = 0):
         """Sample and score `n_prompts` groups; with dynamic sampling, replace zero-variance groups.
 
-        Bonuses (CARE, T-GRPO) are added before the zero-variance test. Returns the kept samples,
-        their processed prompts, rollouts, rewards and metrics: dropped groups, extra sampling
-        rounds and the bonus metrics averaged over rounds.
+        Forced rethinking and the bonuses (CARE, T-GRPO) act before the zero-variance test. Returns
+        the kept samples, their processed prompts, rollouts, rewards and metrics: dropped groups,
+        extra sampling rounds and the shaping metrics averaged over rounds.
         """
         algo = self.config.algo
         self.engine.model = self.policy
@@ -240,7 +245,7 @@ class GRPOTrainer(Trainer):
             samples = self.sampler.take(n_prompts - n_kept)
             prompts = [self.encoder.encode(s) for s in samples]
             rollouts = self.engine.generate(prompts, self.sampling)
-            rewards = self._add_bonuses(samples, prompts, rollouts, score(self.rewards, samples, rollouts), bonus_stats)
+            rollouts, rewards = self._shape(samples, prompts, rollouts, bonus_stats, f"{step}:{rounds}")
             groups = list(range(len(samples)))
             if algo.dynamic_sampling:
                 std = group_reward_std(rewards.total, rollouts.group_ids)
@@ -273,9 +278,15 @@ class GRPOTrainer(Trainer):
             stats[key] = sum(values) / len(values)
         return samples, prompts, rollouts, rewards, stats
 
-    def _add_bonuses(self, samples, prompts, rollouts: Rollouts, rewards: RewardResult, stats: list[dict[str, float]]) -> RewardResult:
-        """Rewards plus the GRPO-CARE and T-GRPO bonuses, before any group statistic; appends their metrics to ``stats``."""
+    def _shape(self, samples, prompts, rollouts: Rollouts, stats: list[dict[str, float]], round_key: str) -> tuple[Rollouts, RewardResult]:
+        """Score the rollouts, then apply forced rethinking and the GRPO-CARE and T-GRPO bonuses,
+        before any group statistic; appends their metrics to ``stats``."""
+        rewards = score(self.rewards, samples, rollouts)
         round_stats: dict[str, float] = {}
+        if self.rethink is not None:
+            rng = random.Random(f"{self.config.seed}:{self.accelerator.process_index}:{round_key}")
+            rollouts, rewards, rethink_stats = self.rethink.apply(samples, prompts, rollouts, rewards, rng)
+            round_stats.update(rethink_stats)
         if self.care is not None:
             rewards, care_stats = self.care.add_bonus(rewards, rollouts, self._micro_batches(prompts, rollouts))
             round_stats.update(care_stats)
@@ -283,7 +294,7 @@ class GRPOTrainer(Trainer):
             rewards, temporal_stats = self.temporal.add_bonus(samples, rollouts, rewards)
             round_stats.update(temporal_stats)
         stats.append(round_stats)
-        return rewards
+        return rollouts, rewards
 
     def _token_weights(self, vocab: torch.Tensor | None, mask: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor | None:
         """TW-GRPO weights [B, C] of one micro-batch (it holds whole groups), or None without token weighting."""

@@ -1,0 +1,104 @@
+"""Forced rethinking in the loop: eligible first passes get a trigger and a continuation; correct
+continuations replace them (at most max_kept_per_query per group) and are rescored on the new answer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from data_pipelines.formats.video_r1 import load_samples
+from vlm_rl.config import RethinkConfig
+from vlm_rl.models.loading import load_adapter
+from vlm_rl.models.prompt_encoder import PromptEncoder
+from vlm_rl.rewards import RewardPipeline
+from vlm_rl.rollout import Rollouts, SamplingParams
+from vlm_rl.rollout.rethinking import TRIGGERS
+from vlm_rl.training.grpo import GRPOTrainer
+from vlm_rl.training.rethink import ForcedRethinking
+from vlm_rl.training.scoring import score
+
+from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
+
+pytestmark = pytest.mark.slow
+
+
+class ScriptedEngine:
+    """Continues every prompt with a fixed text; records the prompts it was given."""
+
+    def __init__(self, tokenizer, text: str) -> None:
+        self.ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+        self.text = text
+        self.prompts = []
+
+    def generate(self, prompts, params: SamplingParams) -> Rollouts:
+        self.prompts.extend(prompts)
+        n = len(prompts) * params.n
+        return Rollouts([list(self.ids)] * n, [self.text] * n, [False] * n, torch.arange(len(prompts)).repeat_interleave(params.n))
+
+
+def _setup(tiny_model_dir, run_config, synthetic_data, continuation):
+    adapter = load_adapter(str(tiny_model_dir))
+    encoder = PromptEncoder(adapter, run_config.data)
+    sample = next(s for s in load_samples(synthetic_data.train_path) if s.problem_type == "numerical")
+    wrong = str(int(sample.answer) + 1)
+    first = [f"<think>I count them</think><answer>{wrong}</answer>"] * 3 + [f"<think>ok</think><answer>{sample.answer}</answer>"]
+    eos = adapter.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = [adapter.tokenizer(t, add_special_tokens=False)["input_ids"] + [eos] for t in first]
+    rollouts = Rollouts(ids, first, [False] * 4, torch.zeros(4, dtype=torch.long))
+    pipeline = RewardPipeline({"accuracy": 1.0, "format": 1.0})
+    engine = ScriptedEngine(adapter.tokenizer, continuation.format(answer=sample.answer))
+    config = RethinkConfig(enabled=True, skip_probability=0.0, min_new_tokens=2, max_kept_per_query=2)
+    rethink = ForcedRethinking(config, adapter, engine, pipeline, SamplingParams(n=4, max_new_tokens=64))
+    return adapter, encoder, sample, rollouts, pipeline, engine, rethink
+
+
+def test_correct_continuations_replace_first_passes(tiny_model_dir, run_config, synthetic_data):
+    adapter, encoder, sample, rollouts, pipeline, engine, rethink = _setup(
+        tiny_model_dir, run_config, synthetic_data, " let me recount.</think><answer>{answer}</answer>"
+    )
+    prompt = encoder.encode(sample)
+    rewards = score(pipeline, [sample], rollouts)
+    assert rewards.scores["accuracy"].tolist() == [0.0, 0.0, 0.0, 1.0]
+    new_rollouts, new_rewards, stats = rethink.apply([sample], [prompt], rollouts, rewards, random.Random(0))
+
+    assert len(engine.prompts) == 4, "every first pass ended with EOS and group accuracy 0.25 <= 0.7"
+    for extended in engine.prompts:
+        assert torch.equal(extended.input_ids[: prompt.length], prompt.input_ids)
+        added = adapter.tokenizer.decode(extended.input_ids[prompt.length :])
+        assert any(added.endswith(t) for t in TRIGGERS), added
+        assert torch.equal(extended.pixel_values_videos, prompt.pixel_values_videos)
+    kept = [r for r in range(4) if new_rollouts.completion_ids[r] != rollouts.completion_ids[r]]
+    assert len(kept) == 2 and stats["rethink/kept_rate"] == 0.5 and stats["rethink/attempt_rate"] == 1.0
+    for row in kept:
+        assert new_rollouts.completion_ids[row][-len(engine.ids) :] == engine.ids
+        assert new_rollouts.texts[row].endswith(f"let me recount.</think><answer>{sample.answer}</answer>")
+        assert new_rewards.scores["accuracy"][row] == 1.0, "graded on the answer after the trigger"
+    for row in set(range(4)) - set(kept):
+        assert new_rollouts.completion_ids[row] == rollouts.completion_ids[row]
+        assert new_rewards.total[row] == rewards.total[row]
+
+
+def test_wrong_continuations_are_not_kept(tiny_model_dir, run_config, synthetic_data):
+    _, encoder, sample, rollouts, pipeline, engine, rethink = _setup(
+        tiny_model_dir, run_config, synthetic_data, " hmm.</think><answer>999</answer>"
+    )
+    rewards = score(pipeline, [sample], rollouts)
+    new_rollouts, new_rewards, stats = rethink.apply([sample], [encoder.encode(sample)], rollouts, rewards, random.Random(0))
+    assert new_rollouts.completion_ids == rollouts.completion_ids and torch.equal(new_rewards.total, rewards.total)
+    assert stats["rethink/kept_rate"] == 0.0 and stats["rethink/attempt_rate"] == 1.0
+
+
+def test_rethinking_run_logs_its_metrics(run_config, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    config = _with(run_config, [
+        "algo.rethink.enabled=true", "reward.custom={length: 'rewards_for_tests:text_length'}",
+        "reward.weights={accuracy: 0.0, length: 1.0}", f"output_dir={tmp_path / 'run'}",
+    ])
+    GRPOTrainer(config).train()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all({"rethink/attempt_rate", "rethink/kept_rate", "skip_ratio"} <= set(r) for r in rows)

@@ -1,0 +1,109 @@
+"""VL-Rethinker forced rethinking in the loop: continue some rollouts after a trigger and keep the
+continuations that end correct in place of their first passes.
+
+The protocol's decisions (eligibility, truncation, trigger, keep rule) are the plain functions of
+`vlm_rl.rollout.rethinking`; this module generates, grades and replaces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from collections.abc import Sequence
+
+import torch
+
+from data_pipelines.schema import Sample
+from vlm_rl.config import RethinkConfig
+from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
+from vlm_rl.rewards import RewardPipeline, RewardResult
+from vlm_rl.rollout import RolloutEngine, Rollouts, SamplingParams
+from vlm_rl.rollout.rethinking import choose_trigger, is_eligible, keep_continuation, maybe_truncate
+from vlm_rl.training.scoring import score
+
+_ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
+
+
+class ForcedRethinking:
+    """Rethinks eligible first passes of a step's groups (spec B9), in one generation call."""
+
+    def __init__(
+        self, config: RethinkConfig, adapter: QwenVLAdapter, engine: RolloutEngine, rewards: RewardPipeline, sampling: SamplingParams
+    ) -> None:
+        self.config = config
+        self.adapter = adapter
+        self.engine = engine
+        self.rewards = rewards
+        self.sampling = dataclasses.replace(
+            sampling, n=1, temperature=config.temperature, max_new_tokens=min(config.max_new_tokens - 1, sampling.max_new_tokens)
+        )
+
+    def apply(
+        self, samples: Sequence[Sample], prompts: Sequence[PromptInputs], rollouts: Rollouts, rewards: RewardResult, rng: random.Random
+    ) -> tuple[Rollouts, RewardResult, dict[str, float]]:
+        """Rollouts and rewards with kept continuations in place of their first passes, and the metrics.
+
+        A continuation is graded on the truncated first pass with its answer blocks removed plus the
+        new text, so the answer written after the trigger is the one that counts (B9 step 6); it is
+        trained on as generated: the kept first-pass text, the trigger and the continuation.
+        """
+        accuracy = rewards.scores["accuracy"]
+        tokenizer = self.adapter.tokenizer
+        attempts: list[tuple[int, list[int], str]] = []
+        for row in range(len(rollouts)):
+            group = rollouts.group_ids == rollouts.group_ids[row]
+            correct = bool(accuracy[row] == 1.0)
+            if not is_eligible(
+                ended_with_eos=not rollouts.truncated[row],
+                length=len(rollouts.completion_ids[row]),
+                correct=correct,
+                group_accuracy=float((accuracy[group] == 1.0).float().mean()),
+                config=self.config,
+                rng=rng,
+            ):
+                continue
+            prefix = maybe_truncate(rollouts.texts[row], self.config, rng) + choose_trigger(correct, rng)
+            attempts.append((row, tokenizer(prefix, add_special_tokens=False)["input_ids"], prefix))
+        stats = {"rethink/attempt_rate": len(attempts) / len(rollouts), "rethink/kept_rate": 0.0}
+        if not attempts:
+            return rollouts, rewards, stats
+        continuations = self.engine.generate([self._extend(prompts, rollouts, row, ids) for row, ids, _ in attempts], self.sampling)
+        graded = [_ANSWER_BLOCK.sub("", prefix) + text for (_, _, prefix), text in zip(attempts, continuations.texts)]
+        group_of = [int(rollouts.group_ids[row]) for row, _, _ in attempts]
+        new_rewards = score(self.rewards, samples, Rollouts(continuations.completion_ids, graded, continuations.truncated, torch.tensor(group_of)))
+        completion_ids, texts, truncated = list(rollouts.completion_ids), list(rollouts.texts), list(rollouts.truncated)
+        scores = {name: values.clone() for name, values in rewards.scores.items()}
+        total = rewards.total.clone()
+        kept_per_group: dict[int, int] = {}
+        for i, (row, prefix_ids, _) in enumerate(attempts):
+            new_ids = continuations.completion_ids[i]
+            group = group_of[i]
+            if not keep_continuation(
+                new_tokens=len(new_ids),
+                correct=bool(new_rewards.scores["accuracy"][i] == 1.0),
+                kept_for_query=kept_per_group.get(group, 0),
+                continuation_text=continuations.texts[i],
+                config=self.config,
+            ):
+                continue
+            kept_per_group[group] = kept_per_group.get(group, 0) + 1
+            completion_ids[row] = prefix_ids + new_ids
+            texts[row] = tokenizer.decode(completion_ids[row], skip_special_tokens=True)
+            truncated[row] = continuations.truncated[i]
+            for name in scores:
+                scores[name][row] = new_rewards.scores[name][i]
+            total[row] = new_rewards.total[i]
+        stats["rethink/kept_rate"] = sum(kept_per_group.values()) / len(rollouts)
+        return Rollouts(completion_ids, texts, truncated, rollouts.group_ids), RewardResult(scores, total, rewards.names), stats
+
+    @staticmethod
+    def _extend(prompts: Sequence[PromptInputs], rollouts: Rollouts, row: int, prefix_ids: list[int]) -> PromptInputs:
+        """The row's prompt followed by the (truncated) first pass and the trigger, as a generation prompt."""
+        prompt = prompts[int(rollouts.group_ids[row])]
+        extra = torch.tensor(prefix_ids, dtype=prompt.input_ids.dtype)
+        return dataclasses.replace(
+            prompt,
+            input_ids=torch.cat([prompt.input_ids, extra]),
+            mm_token_type_ids=torch.cat([prompt.mm_token_type_ids, torch.zeros_like(extra, dtype=prompt.mm_token_type_ids.dtype)]),
+        )

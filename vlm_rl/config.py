@@ -159,6 +159,17 @@ class RethinkConfig:
 
 
 @dataclass
+class DifficultyConfig:
+    enabled: bool = _f(
+        False, "DeepVideo-R1 difficulty-aware augmentation: re-roll vanished groups with hints (hard) or frame noise (easy)."
+    )
+    window: int = _f(100, "Recent groups whose mean reward is the difficulty reference (the paper's W = 100).")
+    std_threshold: float = _f(0.0, "Augment only groups whose reward std is at most this (0 = vanishing advantage).")
+    noise_sigma0: float = _f(0.05, "Base std of the frame noise on [0, 1] pixels; the noise std is (|delta| + 1) * sigma0.")
+    guided_traces: int = _f(4, "Traces generated with the answer visible; the best-rewarded one gives the hint.")
+
+
+@dataclass
 class AlgoConfig:
     advantage: str = _f("grpo", "Advantage estimator: grpo (group mean/std, DeepSeekMath) or dr_grpo (mean only, Dr.GRPO).")
     scale_by_std: bool = _f(True, "Divide by the reward std (off = Dr.GRPO).")
@@ -190,6 +201,7 @@ class AlgoConfig:
     temporal: TemporalConfig = _sub(TemporalConfig, "T-GRPO temporal contrast bonus (video prompts only).")
     replay: ReplayConfig = _sub(ReplayConfig, "VL-Rethinker selective sample replay (SSR).")
     rethink: RethinkConfig = _sub(RethinkConfig, "VL-Rethinker forced rethinking.")
+    difficulty: DifficultyConfig = _sub(DifficultyConfig, "DeepVideo-R1 difficulty-aware augmentation.")
 
 
 @dataclass
@@ -393,6 +405,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("algo.rethink.min_new_tokens must be smaller than algo.rethink.max_new_tokens")
     if rethink.enabled and "accuracy" not in config.reward.weights:
         raise ConfigError("algo.rethink.enabled needs the 'accuracy' reward: add it to reward.weights")
+    if algo.difficulty.window < 1 or algo.difficulty.guided_traces < 1 or algo.difficulty.noise_sigma0 <= 0:
+        raise ConfigError("algo.difficulty.window and guided_traces must be >= 1 and noise_sigma0 > 0")
     if algo.care.margin < 0:
         raise ConfigError("algo.care.margin must be >= 0")
     if config.algo.advantage == "dr_grpo" and config.algo.scale_by_std:

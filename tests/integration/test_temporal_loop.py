@@ -13,7 +13,7 @@ from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import RewardPipeline, RewardResult
 from vlm_rl.rollout import Rollouts, SamplingParams
 from vlm_rl.config import TemporalConfig
-from vlm_rl.training.temporal import TemporalContrast
+from vlm_rl.training.temporal import TemporalContrast, shuffle_frames
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def test_shuffled_prompt_is_the_same_clip_with_permuted_frames(encoder, syntheti
     sample = load_samples(synthetic_data.train_path)[0]
     ordered = encoder.encode(sample)
     seed = 3
-    shuffled = encoder.encode_shuffled(sample, torch.Generator().manual_seed(seed))
+    shuffled = encoder.encode_variant(sample, lambda frames: shuffle_frames(frames, torch.Generator().manual_seed(seed)))
 
     clip = encoder.frames.get_video(sample.media_path, encoder.video_sampling, encoder.data.video.reader)
     order = torch.randperm(clip.frames.shape[0], generator=torch.Generator().manual_seed(seed))
@@ -40,8 +40,8 @@ def test_shuffled_prompt_is_the_same_clip_with_permuted_frames(encoder, syntheti
     assert torch.equal(shuffled.second_per_grid_ts, ordered.second_per_grid_ts), "timestamps stay those of the clip"
     assert encoder.encode(sample) is ordered, "the cached ordered prompt is untouched"
 
-    with pytest.raises(ValueError, match="no video to shuffle"):
-        encoder.encode_shuffled(dataclasses.replace(sample, data_type="text", media_path=None))
+    with pytest.raises(ValueError, match="no video frames to transform"):
+        encoder.encode_variant(dataclasses.replace(sample, data_type="text", media_path=None), shuffle_frames)
 
 
 class ScriptedEngine:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 
@@ -54,24 +55,25 @@ class PromptEncoder:
             self._bytes -= self._prompts.popitem(last=False)[1].nbytes
         return inputs
 
-    def encode_shuffled(self, sample: Sample, generator: torch.Generator | None = None) -> PromptInputs:
-        """The prompt of a video sample with its sampled frames in a random order (T-GRPO); not cached.
+    def encode_variant(self, sample: Sample, frames_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> PromptInputs:
+        """The prompt of a changed sample (e.g. a hinted question) or of transformed frames; not cached.
 
-        Timestamps stay those of the ordered clip, so only the content order changes.
+        ``frames_transform`` maps the sampled uint8 frames ``[T, 3, H, W]`` of a video sample to new
+        frames of the same shape (shuffled for T-GRPO, noised for difficulty augmentation); the clip's
+        timestamps stay those of the sampled frames.
         """
-        if sample.data_type != "video":
-            raise ValueError(f"sample {sample.origin} has no video to shuffle (data_type {sample.data_type!r})")
-        return self._encode(sample, generator=generator, shuffle=True)
+        if frames_transform is not None and sample.data_type != "video":
+            raise ValueError(f"sample {sample.origin} has no video frames to transform (data_type {sample.data_type!r})")
+        return self._encode(sample, frames_transform)
 
-    def _encode(self, sample: Sample, *, generator: torch.Generator | None = None, shuffle: bool = False) -> PromptInputs:
+    def _encode(self, sample: Sample, frames_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> PromptInputs:
         video = None
         image_paths = list(sample.extra_images)
         if sample.data_type == "video":
             sampling = self.video_sampling.with_overrides(sample.media_overrides)
             video = self.frames.get_video(sample.media_path, sampling, self.data.video.reader)
-            if shuffle:
-                order = torch.randperm(video.frames.shape[0], generator=generator)
-                video = dataclasses.replace(video, frames=video.frames[order])
+            if frames_transform is not None:
+                video = dataclasses.replace(video, frames=frames_transform(video.frames))
         elif sample.data_type == "image":
             image_paths.insert(0, sample.media_path)
         images = [self.frames.get_image(path, self.image_sampling) for path in image_paths]

@@ -128,3 +128,28 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def save_json_state(directory: Path, name: str, state: dict[str, Any]) -> None:
+    """Write a method's JSON state (e.g. a replay buffer) into a checkpoint being assembled."""
+    (directory / name).write_text(json.dumps(state))
+
+
+def load_json_state(directory: Path, name: str, flag: str) -> dict[str, Any]:
+    """Read a method's JSON state from a checkpoint; a clear error when the run that wrote it had `flag` off."""
+    path = directory / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{directory} has no {name}: the checkpoint was written without {flag}; resume it without that "
+            "setting or start a fresh run"
+        )
+    return json.loads(path.read_text())
+
+
+def generator_state(generator: torch.Generator) -> list[int]:
+    """A torch.Generator's state as JSON-ready integers."""
+    return generator.get_state().tolist()
+
+
+def set_generator_state(generator: torch.Generator, state: list[int]) -> None:
+    generator.set_state(torch.tensor(state, dtype=torch.uint8))

@@ -30,6 +30,7 @@ from vlm_rl.rewards import RewardPipeline, RewardResult, format_reward
 from vlm_rl.rollout import HFRolloutEngine, Rollouts, SamplingParams
 from vlm_rl.training.base import Trainer
 from vlm_rl.training.care import ConsistencyReference
+from vlm_rl.training.difficulty import DifficultyAugmentation
 from vlm_rl.training.loss_parts import LossPart
 from vlm_rl.training.rethink import ForcedRethinking
 from vlm_rl.training.replay import ReplayBuffer, SelectiveReplay, effective_ratio
@@ -70,6 +71,12 @@ class GRPOTrainer(Trainer):
             if algo.temporal.enabled
             else None
         )
+        self.difficulty = None
+        if algo.difficulty.enabled:
+            seed = config.seed + self.accelerator.process_index
+            self.difficulty = DifficultyAugmentation(algo.difficulty, self.encoder, self.engine, self.rewards, self.sampling, seed)
+            if self.resumed_from is not None:
+                self.difficulty.load(self.resumed_from)
         self.rethink = (
             ForcedRethinking(algo.rethink, self.adapter, self.engine, self.rewards, self.sampling) if algo.rethink.enabled else None
         )
@@ -87,6 +94,8 @@ class GRPOTrainer(Trainer):
             self.care.save(checkpoint)
         if self.replay is not None:
             self.replay.save(checkpoint)
+        if self.difficulty is not None:
+            self.difficulty.save(checkpoint)
 
     def optimizer_steps(self) -> int:
         return self.config.trainer.steps * self.config.algo.num_iterations
@@ -245,7 +254,7 @@ class GRPOTrainer(Trainer):
             samples = self.sampler.take(n_prompts - n_kept)
             prompts = [self.encoder.encode(s) for s in samples]
             rollouts = self.engine.generate(prompts, self.sampling)
-            rollouts, rewards = self._shape(samples, prompts, rollouts, bonus_stats, f"{step}:{rounds}")
+            samples, prompts, rollouts, rewards = self._shape(samples, prompts, rollouts, bonus_stats, f"{step}:{rounds}")
             groups = list(range(len(samples)))
             if algo.dynamic_sampling:
                 std = group_reward_std(rewards.total, rollouts.group_ids)
@@ -278,11 +287,17 @@ class GRPOTrainer(Trainer):
             stats[key] = sum(values) / len(values)
         return samples, prompts, rollouts, rewards, stats
 
-    def _shape(self, samples, prompts, rollouts: Rollouts, stats: list[dict[str, float]], round_key: str) -> tuple[Rollouts, RewardResult]:
-        """Score the rollouts, then apply forced rethinking and the GRPO-CARE and T-GRPO bonuses,
-        before any group statistic; appends their metrics to ``stats``."""
+    def _shape(self, samples, prompts, rollouts: Rollouts, stats: list[dict[str, float]], round_key: str):
+        """Score the rollouts, then apply difficulty augmentation, forced rethinking and the GRPO-CARE
+        and T-GRPO bonuses, before any group statistic; appends their metrics to ``stats``.
+
+        Returns the samples, prompts, rollouts and rewards the step trains on.
+        """
         rewards = score(self.rewards, samples, rollouts)
         round_stats: dict[str, float] = {}
+        if self.difficulty is not None:
+            samples, prompts, rollouts, rewards, difficulty_stats = self.difficulty.apply(samples, prompts, rollouts, rewards)
+            round_stats.update(difficulty_stats)
         if self.rethink is not None:
             rng = random.Random(f"{self.config.seed}:{self.accelerator.process_index}:{round_key}")
             rollouts, rewards, rethink_stats = self.rethink.apply(samples, prompts, rollouts, rewards, rng)
@@ -294,7 +309,7 @@ class GRPOTrainer(Trainer):
             rewards, temporal_stats = self.temporal.add_bonus(samples, rollouts, rewards)
             round_stats.update(temporal_stats)
         stats.append(round_stats)
-        return rollouts, rewards
+        return samples, prompts, rollouts, rewards
 
     def _token_weights(self, vocab: torch.Tensor | None, mask: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor | None:
         """TW-GRPO weights [B, C] of one micro-batch (it holds whole groups), or None without token weighting."""

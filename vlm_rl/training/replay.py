@@ -18,7 +18,6 @@ Choices, following the official code (B8, 1(e) pitfalls 2-4 and 10):
 
 from __future__ import annotations
 
-import json
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -32,6 +31,7 @@ from data_pipelines.schema import Sample
 from vlm_rl.models.adapter import QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rollout import Rollouts
+from vlm_rl.training.checkpoint import generator_state, load_json_state, save_json_state, set_generator_state
 from vlm_rl.training.loss_parts import LossPart
 
 
@@ -189,16 +189,9 @@ class SelectiveReplay:
         return self.buffer.add(items)
 
     def save(self, directory: Path) -> None:
-        state = {"buffer": self.buffer.state_dict(), "generator": self.generator.get_state().tolist()}
-        (directory / REPLAY_FILE).write_text(json.dumps(state))
+        save_json_state(directory, REPLAY_FILE, {"buffer": self.buffer.state_dict(), "generator": generator_state(self.generator)})
 
     def load(self, directory: Path) -> None:
-        path = directory / REPLAY_FILE
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{directory} has no {REPLAY_FILE}: the checkpoint was written without algo.replay.enabled; "
-                "resume it without replay or start a fresh run"
-            )
-        state = json.loads(path.read_text())
+        state = load_json_state(directory, REPLAY_FILE, "algo.replay.enabled")
         self.buffer.load_state_dict(state["buffer"])
-        self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+        set_generator_state(self.generator, state["generator"])

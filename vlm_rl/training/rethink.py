@@ -20,7 +20,7 @@ from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
 from vlm_rl.rewards import RewardPipeline, RewardResult
 from vlm_rl.rollout import RolloutEngine, Rollouts, SamplingParams
 from vlm_rl.rollout.rethinking import choose_trigger, is_eligible, keep_continuation, maybe_truncate
-from vlm_rl.training.scoring import score
+from vlm_rl.training.scoring import replace_rows, score
 
 _ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
 
@@ -72,30 +72,27 @@ class ForcedRethinking:
         graded = [_ANSWER_BLOCK.sub("", prefix) + text for (_, _, prefix), text in zip(attempts, continuations.texts)]
         group_of = [int(rollouts.group_ids[row]) for row, _, _ in attempts]
         new_rewards = score(self.rewards, samples, Rollouts(continuations.completion_ids, graded, continuations.truncated, torch.tensor(group_of)))
-        completion_ids, texts, truncated = list(rollouts.completion_ids), list(rollouts.texts), list(rollouts.truncated)
-        scores = {name: values.clone() for name, values in rewards.scores.items()}
-        total = rewards.total.clone()
+        kept: list[tuple[int, int]] = []
         kept_per_group: dict[int, int] = {}
+        full_ids = []
         for i, (row, prefix_ids, _) in enumerate(attempts):
             new_ids = continuations.completion_ids[i]
+            full_ids.append(prefix_ids + new_ids)
             group = group_of[i]
-            if not keep_continuation(
+            if keep_continuation(
                 new_tokens=len(new_ids),
                 correct=bool(new_rewards.scores["accuracy"][i] == 1.0),
                 kept_for_query=kept_per_group.get(group, 0),
                 continuation_text=continuations.texts[i],
                 config=self.config,
             ):
-                continue
-            kept_per_group[group] = kept_per_group.get(group, 0) + 1
-            completion_ids[row] = prefix_ids + new_ids
-            texts[row] = tokenizer.decode(completion_ids[row], skip_special_tokens=True)
-            truncated[row] = continuations.truncated[i]
-            for name in scores:
-                scores[name][row] = new_rewards.scores[name][i]
-            total[row] = new_rewards.total[i]
-        stats["rethink/kept_rate"] = sum(kept_per_group.values()) / len(rollouts)
-        return Rollouts(completion_ids, texts, truncated, rollouts.group_ids), RewardResult(scores, total, rewards.names), stats
+                kept_per_group[group] = kept_per_group.get(group, 0) + 1
+                kept.append((row, i))
+        stats["rethink/kept_rate"] = len(kept) / len(rollouts)
+        texts = tokenizer.batch_decode(full_ids, skip_special_tokens=True)
+        rethought = Rollouts(full_ids, texts, continuations.truncated, continuations.group_ids)
+        rollouts, rewards = replace_rows(rollouts, rewards, kept, rethought, new_rewards)
+        return rollouts, rewards, stats
 
     @staticmethod
     def _extend(prompts: Sequence[PromptInputs], rollouts: Rollouts, row: int, prefix_ids: list[int]) -> PromptInputs:

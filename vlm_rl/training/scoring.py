@@ -26,3 +26,18 @@ def reward_contexts(samples: Sequence[Sample], rollouts: Rollouts) -> list[Rewar
 def score(rewards: RewardPipeline, samples: Sequence[Sample], rollouts: Rollouts) -> RewardResult:
     """Every reward sub-score and the weighted total of ``rollouts``."""
     return rewards(reward_contexts(samples, rollouts))
+
+
+def replace_rows(
+    rollouts: Rollouts, rewards: RewardResult, pairs: Sequence[tuple[int, int]], fresh: Rollouts, fresh_rewards: RewardResult
+) -> tuple[Rollouts, RewardResult]:
+    """Copies of `rollouts` and `rewards` where row ``old`` takes row ``new`` of `fresh` for each ``(old, new)``."""
+    completion_ids, texts, truncated = list(rollouts.completion_ids), list(rollouts.texts), list(rollouts.truncated)
+    scores = {name: values.clone() for name, values in rewards.scores.items()}
+    total = rewards.total.clone()
+    for old, new in pairs:
+        completion_ids[old], texts[old], truncated[old] = fresh.completion_ids[new], fresh.texts[new], fresh.truncated[new]
+        for name in scores:
+            scores[name][old] = fresh_rewards.scores[name][new]
+        total[old] = fresh_rewards.total[new]
+    return Rollouts(completion_ids, texts, truncated, rollouts.group_ids), RewardResult(scores, total, rewards.names)

@@ -50,7 +50,7 @@ class TemporalContrast:
         bonus = torch.zeros(len(rollouts))
         stats: dict[str, float] = {"temporal/video_groups": float(len(videos))}
         if videos:
-            prompts = [self.encoder.encode_shuffled(samples[g]) for g in videos]
+            prompts = [self.encoder.encode_variant(samples[g], shuffle_frames) for g in videos]
             shuffled = self.engine.generate(prompts, self.sampling)
             shuffled_groups = torch.tensor(videos)[shuffled.group_ids]
             shuffled_accuracy = score(self.rewards, [samples[g] for g in videos], shuffled).scores["accuracy"]
@@ -69,3 +69,8 @@ class TemporalContrast:
             stats["temporal/shuffled_accuracy"] = float(shuffled_accuracy.mean())
         stats["temporal/bonus_rate"] = float((bonus > 0).float().mean())
         return rewards.with_bonus("temporal_bonus", bonus), stats
+
+
+def shuffle_frames(frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The frames ``[T, ...]`` in a random order (``torch.randperm``, as Video-R1)."""
+    return frames[torch.randperm(frames.shape[0], generator=generator)]

@@ -12,9 +12,14 @@ sft_records=$1 grpo_records=$2 out=$3; shift 3
 cd "$(dirname "$0")/.."  # paths are relative to the repository root, as in scripts/launch.sh
 bash scripts/setup_env.sh
 suffix=${sft_records##*.}
+# the dropped-thought copy lives in OUT_DIR, so its media stay relative to the original file's folder
+media_root=$(dirname "$sft_records")
+for arg in "$@"; do
+    case $arg in data.media_root=*) media_root=${arg#data.media_root=} ;; esac
+done
 .venv/bin/vlm-rl data drop-thoughts "$sft_records" "$out/sft_records.$suffix" \
     --probability "${TON_P:-0.5}" --seed "${TON_SEED:-0}"
 bash scripts/launch.sh sft "${TON_SFT_CONFIG:-configs/ton_sft.yaml}" "$@" \
-    data.train_files=["$out/sft_records.$suffix"] output_dir="$out/sft"
+    data.train_files=["$out/sft_records.$suffix"] data.media_root="$media_root" output_dir="$out/sft"
 bash scripts/launch.sh train "${TON_GRPO_CONFIG:-configs/ton_grpo.yaml}" "$@" \
     model.path="$out/sft/final" data.train_files=["$grpo_records"] output_dir="$out/grpo"

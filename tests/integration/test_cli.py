@@ -407,3 +407,28 @@ def test_config_unknown_key_is_one_line_error():
     line = last_line(proc.stderr)
     assert "algo.bta" in line
     assert proc.stdout.strip() == "", "nothing is printed for an invalid config"
+
+
+def test_ton_script_runs_dropout_sft_and_grpo(work, cli_model, cli_data):
+    """scripts/train_ton.sh: thought dropout (p = 1 here), SFT on the dropped records, GRPO from the SFT model."""
+    model, _ = cli_model
+    data, _ = cli_data
+    out = work / "ton"
+    tiny_stage = [
+        f"model.path={model}", "model.dtype=float32", "model.gradient_checkpointing=false", "data.prompt_template=short",
+        "data.video.fps=null", "data.video.nframes=4", "data.video.min_pixels=3136", "data.video.max_pixels=3136",
+        "trainer.resume=none", "trainer.save_every=0", *TINY,
+    ]
+    proc = subprocess.run(
+        ["bash", "scripts/train_ton.sh", str(data / "train.json"), str(data / "train.json"), str(out), *tiny_stage],
+        cwd=REPO, env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "TON_P": "1"},
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    dropped = json.loads((out / "sft_records.json").read_text())
+    assert dropped and all(r["process"] == "<think>\n\n</think>" for r in dropped)
+    assert "thoughts dropped" in proc.stdout
+    assert (out / "sft" / "final" / "config.json").is_file()
+    grpo_config = (out / "grpo" / "config.yaml").read_text()
+    assert f"path: {out / 'sft' / 'final'}" in grpo_config, "GRPO starts from the SFT model"
+    assert all("skip_ratio" in row for row in metrics_rows(out / "grpo") if "reward" in row)

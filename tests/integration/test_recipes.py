@@ -34,7 +34,7 @@ TINY_RECIPE = [
     "reward.weights={accuracy: 0.0, length: 1.0}",  # varies between untrained completions
 ]
 
-COMMON = {"loss", "entropy", "advantage_std", "zero_std_groups", "completion_length", "grad_norm", "reward/length"}
+COMMON = {"loss", "entropy", "advantage_std", "zero_std_groups", "completion_length", "grad_norm", "reward/length", "skip_ratio"}
 
 # recipe, extra overrides, metrics the algorithm itself must log
 ALGORITHMS = {
@@ -51,6 +51,13 @@ ALGORITHMS = {
     "dapo": ("dapo", ["algo.mask_truncated=false"], {"dropped_groups", "refill_rounds", "clip_high_fraction"}),
     "reg_grpo": ("reg_grpo", [], {"kl", "reg_grpo/regression_loss", "reg_grpo/log_ratio_std", "reg_grpo/degenerate_group_fraction"}),
     "grpo_care": ("grpo_care", [], {"care/bonus_rate", "care/answer_span_rate", "reward/care_bonus"}),
+    "vl_rethinker": (
+        "vl_rethinker",
+        [],
+        {"replay/effective_ratio", "replay/replayed_fraction", "replay/buffer_size", "rethink/attempt_rate", "rethink/kept_rate"},
+    ),
+    "deepvideo_r1": ("deepvideo_r1", [], {"reg_grpo/regression_loss", "difficulty/hinted_rate", "difficulty/noised_rate"}),
+    "ton_grpo": ("ton_grpo", [], {"kl", "skip_ratio"}),
     "t_grpo": (
         "t_grpo",
         [],

@@ -102,3 +102,13 @@ def short(value: Any, width: int = 60) -> str:
     """A one-line repr of `value`, cut to `width` characters."""
     text = repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def required_text(record: dict[str, Any], key: str, label: str, why: str) -> str:
+    """``record[key]`` as a non-empty string, or a RecordError naming `label` and `key` (`why` says what it is for)."""
+    value = record.get(key)
+    if value is None:
+        raise RecordError(f"{label}: field '{key}' is missing; {why}")
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"{label}: field '{key}' must be a non-empty string, got {short(value)}")
+    return value

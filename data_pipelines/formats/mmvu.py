@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from data_pipelines.formats.seed_bench_r1 import checked_media_file
-from data_pipelines.record_files import iter_records, kind, short
+from data_pipelines.record_files import iter_records, kind, required_text, short
 from data_pipelines.schema import RecordError, Sample
 
 QUESTION_TYPES: dict[str, str] = {"multiple-choice": "multiple choice", "open-ended": "free-form"}
@@ -85,8 +85,8 @@ def _problem_type(record: dict[str, Any], label: str) -> str:
 def _to_sample(
     record: dict[str, Any], problem_type: str, *, label: str, origin: str, root: Path, sizes: dict[Path, int]
 ) -> Sample:
-    question = _text(record, "question", label, "every record needs the question text")
-    answer = _text(record, "answer", label, "every record needs its ground truth").strip()
+    question = required_text(record, "question", label, "every record needs the question text")
+    answer = required_text(record, "answer", label, "every record needs its ground truth").strip()
     options: tuple[str, ...] = ()
     if problem_type == "multiple choice":
         choices = _choices(record, label)
@@ -108,15 +108,6 @@ def _to_sample(
         origin=origin,
         extra={k: v for k, v in record.items() if k not in _CONSUMED},
     )
-
-
-def _text(record: dict[str, Any], key: str, label: str, why: str) -> str:
-    value = record.get(key)
-    if value is None:
-        raise RecordError(f"{label}: field '{key}' is missing; {why}")
-    if not isinstance(value, str) or not value.strip():
-        raise RecordError(f"{label}: field '{key}' must be a non-empty string, got {short(value)}")
-    return value
 
 
 def _choices(record: dict[str, Any], label: str) -> dict[str, str]:

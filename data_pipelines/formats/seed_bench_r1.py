@@ -26,7 +26,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from data_pipelines.record_files import iter_records, kind, short
+from data_pipelines.record_files import iter_records, kind, required_text, short
 from data_pipelines.schema import RecordError, Sample
 
 CHOICE_FIELDS: tuple[str, ...] = ("choice_a", "choice_b", "choice_c", "choice_d")
@@ -93,10 +93,10 @@ def _to_sample(
             f"{label}: expected a JSON object with question, task_progress_metadata and media basenames, "
             f"got a {kind(record)}"
         )
-    question = _text(record, "question", label, "every record needs the question text")
+    question = required_text(record, "question", label, "every record needs the question text")
     raw_id = record.get("sample_id", record.get("id"))
     if "golden_choice_idx" in record:
-        choices = [_text(record, key, label, "a validation row needs choice_a to choice_d") for key in CHOICE_FIELDS]
+        choices = [required_text(record, key, label, "a validation row needs choice_a to choice_d") for key in CHOICE_FIELDS]
         letter = _golden_letter(record, label)
     else:
         key = f"#{index}" if raw_id is None else str(raw_id)
@@ -117,15 +117,6 @@ def _to_sample(
     )
 
 
-def _text(record: dict[str, Any], key: str, label: str, why: str) -> str:
-    value = record.get(key)
-    if value is None:
-        raise RecordError(f"{label}: field '{key}' is missing; {why}")
-    if not isinstance(value, str) or not value.strip():
-        raise RecordError(f"{label}: field '{key}' must be a non-empty string, got {short(value)}")
-    return value
-
-
 def _golden_letter(record: dict[str, Any], label: str) -> str:
     letter = record["golden_choice_idx"]
     letters = [chr(ord("A") + i) for i in range(len(CHOICE_FIELDS))]
@@ -138,7 +129,7 @@ def _golden_letter(record: dict[str, Any], label: str) -> str:
 
 def _training_options(record: dict[str, Any], label: str, rng: random.Random) -> tuple[list[str], str]:
     """The answer and `NUM_NEGATIVES` sampled negatives in shuffled order, and the answer's letter."""
-    answer = _text(record, "answer", label, "a training row needs the text of the correct action")
+    answer = required_text(record, "answer", label, "a training row needs the text of the correct action")
     negatives = record.get("negative_answers")
     if negatives is None:
         raise RecordError(
@@ -176,16 +167,16 @@ def _media(
         )
     if not isinstance(progress, list):
         raise RecordError(f"{label}: field 'task_progress_metadata' must be a list, got a {kind(progress)}")
-    source = _text(record, "video_source", label, "it names the sub-folder of videos/ and images/")
+    source = required_text(record, "video_source", label, "it names the sub-folder of videos/ and images/")
     hint = "the SEED-Bench-R1 data root that holds videos/ and images/"
-    image_name = _text(record, "current_observation_basename", label, "it names the current-observation image")
+    image_name = required_text(record, "current_observation_basename", label, "it names the current-observation image")
     image = checked_media_file(
         root, Path("images", source, image_name), key="current_observation_basename", label=label, hint=hint,
         sizes=sizes,
     )
     if not progress:
         return "image", image, ()
-    video_name = _text(record, "video_basename", label, "a row with progress steps needs its task-progress video")
+    video_name = required_text(record, "video_basename", label, "a row with progress steps needs its task-progress video")
     video = checked_media_file(
         root, Path("videos", source, video_name), key="video_basename", label=label, hint=hint, sizes=sizes
     )

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data_pipelines.record_files import iter_records, kind, short
+from data_pipelines.record_files import iter_records, kind, required_text, short
 from data_pipelines.schema import (
     MEDIA_OVERRIDE_KEYS,
     PROBLEM_TYPES,
@@ -81,9 +81,6 @@ def load_dataset_files(
     return samples
 
 
-# --- reading ------------------------------------------------------------------------------------
-
-
 # --- one record ---------------------------------------------------------------------------------
 
 
@@ -92,7 +89,7 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
         raise RecordError(
             f"{label}: expected a JSON object with problem, solution and path|video, got a {kind(record)}"
         )
-    problem = _required_text(record, "problem", label, "every record needs the question text")
+    problem = required_text(record, "problem", label, "every record needs the question text")
     solution = record.get("solution")
     if solution is None:
         raise RecordError(f'{label}: field \'solution\' is missing; every record needs "<answer>…</answer>"')
@@ -141,15 +138,6 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
         media_overrides=overrides,
         extra=extra,
     )
-
-
-def _required_text(record: dict[str, Any], key: str, label: str, why: str) -> str:
-    value = record.get(key)
-    if value is None:
-        raise RecordError(f"{label}: field '{key}' is missing; {why}")
-    if not isinstance(value, str) or not value.strip():
-        raise RecordError(f"{label}: field '{key}' must be a non-empty string, got {short(value)}")
-    return value
 
 
 def _options(record: dict[str, Any], label: str) -> tuple[str, ...]:

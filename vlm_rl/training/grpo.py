@@ -61,41 +61,34 @@ class GRPOTrainer(Trainer):
         self.sampling = SamplingParams(
             n=r.num_generations, max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k
         )
+        seed = config.seed + self.accelerator.process_index
         self.care = ConsistencyReference(self.policy, algo.care, self.adapter.tokenizer) if algo.care.enabled else None
         if self.care is not None:
             self.care.model.to(self.accelerator.device)
-            if self.resumed_from is not None:
-                self.care.load(self.resumed_from)
         self.temporal = (
-            TemporalContrast(algo.temporal, self.encoder, self.engine, self.rewards, self.sampling)
-            if algo.temporal.enabled
+            TemporalContrast(algo.temporal, self.encoder, self.engine, self.rewards, self.sampling) if algo.temporal.enabled else None
+        )
+        self.difficulty = (
+            DifficultyAugmentation(algo.difficulty, self.encoder, self.engine, self.rewards, self.sampling, seed)
+            if algo.difficulty.enabled
             else None
         )
-        self.difficulty = None
-        if algo.difficulty.enabled:
-            seed = config.seed + self.accelerator.process_index
-            self.difficulty = DifficultyAugmentation(algo.difficulty, self.encoder, self.engine, self.rewards, self.sampling, seed)
-            if self.resumed_from is not None:
-                self.difficulty.load(self.resumed_from)
         self.rethink = (
             ForcedRethinking(algo.rethink, self.adapter, self.engine, self.rewards, self.sampling) if algo.rethink.enabled else None
         )
         self.replay = None
         if algo.replay.enabled:
             capacity = algo.replay.capacity or max(1, config.trainer.prompts_per_step * self.sampling.n // 2)
-            buffer = ReplayBuffer(capacity, alpha=algo.replay.alpha)
-            seed = config.seed + self.accelerator.process_index
-            self.replay = SelectiveReplay(buffer, self.train_samples, self.adapter, seed)
-            if self.resumed_from is not None:
-                self.replay.load(self.resumed_from)
+            self.replay = SelectiveReplay(ReplayBuffer(capacity, alpha=algo.replay.alpha), self.train_samples, self.adapter, seed)
+        # method state saved in every checkpoint beside the model: EMA reference, replay buffer, difficulty window
+        self.stateful = [part for part in (self.care, self.replay, self.difficulty) if part is not None]
+        if self.resumed_from is not None:
+            for part in self.stateful:
+                part.load(self.resumed_from)
 
     def write_state(self, checkpoint: Path) -> None:
-        if self.care is not None:
-            self.care.save(checkpoint)
-        if self.replay is not None:
-            self.replay.save(checkpoint)
-        if self.difficulty is not None:
-            self.difficulty.save(checkpoint)
+        for part in self.stateful:
+            part.save(checkpoint)
 
     def optimizer_steps(self) -> int:
         return self.config.trainer.steps * self.config.algo.num_iterations

@@ -92,6 +92,22 @@ def _drop_thoughts(args: argparse.Namespace) -> None:
     print(f"{args.output}: {report.total} records, {report.dropped} thoughts dropped, {report.kept} kept")
 
 
+def _show_data(args: argparse.Namespace) -> None:
+    from collections import Counter
+
+    from data_pipelines.formats import load_benchmark_samples, record_format
+    from data_pipelines.prompts import build_prompt_text
+    from data_pipelines.record_files import iter_records
+
+    samples = load_benchmark_samples(args.input, media_root=args.media_root)
+    first = next(iter_records(args.input))[2]
+    kinds = Counter(f"{s.data_type}/{s.problem_type}" for s in samples)
+    print(f"{args.input}: {record_format(first)} format, {len(samples)} samples ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    for sample in samples[: args.limit]:
+        media = ", ".join(str(p) for p in (sample.media_path, *sample.extra_images) if p is not None) or "none"
+        print(f"\n--- {sample.origin} (media: {media})\n{build_prompt_text(sample, args.template)}\n=> {sample.solution}")
+
+
 def _plot(args: argparse.Namespace) -> None:
     from vlm_rl.training.plots import plot_run
 
@@ -167,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probability", type=float, default=0.5, help="dropout probability (TON: 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_drop_thoughts)
+    p = data.add_parser("show", help="read a record file (Video-R1, SEED-Bench-R1 or MMVU) and print its first prompts")
+    p.add_argument("input", type=Path, help=".json or .jsonl records")
+    p.add_argument("--template", default="video_r1_eval", help="prompt template (see data.prompt_template)")
+    p.add_argument("--limit", type=int, default=2, help="how many rendered prompts to print")
+    p.add_argument("--media-root", type=Path, help="directory the media paths are relative to")
+    p.set_defaults(func=_show_data)
 
     p = sub.add_parser("plot", help="write PNG curves of a run's metrics.jsonl")
     p.add_argument("run_dir")

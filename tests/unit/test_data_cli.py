@@ -48,3 +48,13 @@ def test_bad_record_is_one_line_without_traceback(tmp_path, capsys):
     assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith("vlm-rl data: error:") and "record 0" in err and "solution" in err
     assert not (tmp_path / "out.json").exists()
+
+
+def test_show_reads_any_format_and_renders_prompts(tmp_path, capsys):
+    from data_pipelines.synthetic.generator import make_dataset
+
+    data = make_dataset(tmp_path / "d", n_train=3, n_test=1, seed=0, tasks=["count"])
+    main(["data", "show", str(data.train_path), "--limit", "1", "--template", "short"])
+    out = capsys.readouterr().out
+    assert out.startswith(f"{data.train_path}: video_r1 format, 3 samples (3 video/numerical)")
+    assert "How many" in out and "=> <answer>" in out and "train_0.mp4" in out

@@ -30,27 +30,94 @@ def _train(args: argparse.Namespace, kind: str) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from vlm_rl.config import load_config
+    from vlm_rl.eval.benchmarks import benchmark_jobs
+    from vlm_rl.eval.table import comparison_table
+
+    if args.compare:
+        print(comparison_table([Path(p) for p in args.compare]))
+        return
+    if args.model is None:
+        raise ConfigError("--model is required (or --compare REPORT REPORT)")
+    jobs = benchmark_jobs(args.benchmark, data_root=args.data_root, data=args.data, levels=args.levels, mode=args.mode)
+    single = len(jobs) == 1 and args.benchmark in (None, "synthetic")
+    reports = []
+    for job in jobs:
+        out = _eval_out(args, job.name, single)
+        _eval_job(args, job, out)
+        reports.append(out)
+    if len(reports) > 1:
+        table = comparison_table(reports, [Path(r).stem for r in reports])
+        summary = reports[0].parent / f"{args.benchmark}.md"
+        summary.write_text(table + "\n")
+        print(f"\n{table}\n-> {summary}")
+
+
+def _judge_scorer():
+    """MMVU official scoring: the rule pre-check, then the judge configured by VLM_RL_JUDGE_* variables."""
+    from vlm_rl.eval.judge import OpenAIJudge, score_official
+    from vlm_rl.eval.runner import ItemScore
+
+    judge = OpenAIJudge.from_env()
+
+    def score(sample, text: str) -> ItemScore:
+        question_type = sample.extra.get("question_type", sample.problem_type)
+        correct, method, detail = score_official(sample.problem, sample.options, sample.answer, text, question_type, judge)
+        reward = float(correct)
+        return ItemScore(reward, reward, reward, method, detail)
+
+    return score
+
+
+def _eval_out(args: argparse.Namespace, name: str, single: bool) -> Path:
+    if args.out is None:
+        return Path(args.model) / "eval" / f"{name}.json"
+    return Path(args.out) if single else Path(args.out) / f"{name}.json"
+
+
+def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
+    from data_pipelines.formats import load_benchmark_samples
+    from vlm_rl.config import load_config, to_dict
     from vlm_rl.eval.runner import evaluate
+    from vlm_rl.eval.table import comparison_table
     from vlm_rl.models.loading import load_adapter, load_model
     from vlm_rl.models.prompt_encoder import PromptEncoder
-    from vlm_rl.records import load_records
 
-    config_path = args.config
+    config_path = args.config or job.preset
     if config_path is None and (Path(args.model) / "vlm_rl.yaml").is_file():
         config_path = Path(args.model) / "vlm_rl.yaml"
     config = load_config(config_path, [*args.overrides, f"model.path={args.model}"])
-    samples = load_records([args.data], config.data.media_root, limit=args.limit, reader=config.data.video.reader)
+    samples = load_benchmark_samples(job.data, media_root=config.data.media_root, limit=args.limit, **job.reader_kwargs)
     adapter = load_adapter(config.model.path)
     model = load_model(config.model, trainable=False)
-    report = evaluate(model, adapter, PromptEncoder(adapter, config.data), samples, config.eval)
-    report.settings["model"] = str(args.model)
-    report.settings["data"] = str(args.data)
-    out = Path(args.out) if args.out else Path(args.model) / "eval" / f"{Path(args.data).stem}.json"
+    items = out.with_suffix(".items.jsonl")
+    if args.restart:
+        items.unlink(missing_ok=True)
+    settings = {
+        "model": str(args.model),
+        "data": str(job.data),
+        "config": str(config_path) if config_path else None,
+        "data_settings": to_dict(config.data),
+        "scoring": "judge" if job.judge else config.eval.mc_mode,
+    }
+    report = evaluate(
+        model,
+        adapter,
+        PromptEncoder(adapter, config.data),
+        samples,
+        config.eval,
+        scorer=_judge_scorer() if job.judge else None,
+        items_path=items,
+        group_by=job.group_by,
+        settings=settings,
+        progress=True,
+    )
     report.write(out)
+    out.with_suffix(".md").write_text(comparison_table([out], [job.name]) + "\n")
     print(
-        f"{args.model} on {args.data}: accuracy {report.accuracy:.4f}, format {report.format_rate:.4f}, "
-        f"mean length {report.mean_length:.1f} tokens, n={report.n}, {report.wall_time_s:.1f} s -> {out}"
+        f"{args.model} on {job.data}: accuracy {report.accuracy:.4f} ({settings['scoring']}; strict "
+        f"{report.accuracy_strict:.4f}, lenient {report.accuracy_lenient:.4f}), failures {report.failures}, "
+        f"format {report.format_rate:.4f}, mean length {report.mean_length:.1f} tokens, n={report.n}, "
+        f"{report.wall_time_s:.1f} s -> {out}"
     )
 
 
@@ -141,12 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.steps=20 algo.beta=0.04")
         p.set_defaults(func=lambda a, kind="grpo" if name == "train" else "sft": _train(a, kind))
 
-    p = sub.add_parser("eval", help="evaluate a model on a record file and write a JSON report")
-    p.add_argument("--model", required=True, help="model directory")
-    p.add_argument("--data", required=True, help="Video-R1-format .json/.jsonl records")
-    p.add_argument("--config", help="config for prompts and media sampling (default: MODEL/vlm_rl.yaml if present)")
-    p.add_argument("--out", help="report path (default: MODEL/eval/<data>.json)")
+    p = sub.add_parser("eval", help="evaluate a model on a record file or a benchmark; JSON + Markdown reports")
+    p.add_argument("--model", help="model directory")
+    p.add_argument("--data", type=Path, help="record file (.json/.jsonl: Video-R1, SEED-Bench-R1 or MMVU records)")
+    p.add_argument("--benchmark", choices=("seed-bench-r1", "mmvu", "synthetic"), help="a known benchmark and its preset")
+    p.add_argument("--data-root", type=Path, help="the benchmark's download folder (seed-bench-r1, mmvu)")
+    p.add_argument("--levels", default="L1,L2,L3", help="SEED-Bench-R1 levels, comma-separated")
+    p.add_argument("--mode", default="mc", help="MMVU: mc (the 625 MC items, strict letter match) or official (CoT + judge)")
+    p.add_argument("--config", help="config for prompts, media and decoding (default: the benchmark preset, else MODEL/vlm_rl.yaml)")
+    p.add_argument("--out", help="report path (one evaluation) or folder (a benchmark); default MODEL/eval/")
     p.add_argument("--limit", type=int, help="evaluate only the first N records")
+    p.add_argument("--restart", action="store_true", help="discard the results of an interrupted run instead of resuming it")
+    p.add_argument("--compare", nargs="+", metavar="REPORT", help="print eval reports side by side and exit")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.temperature=0.7")
     p.set_defaults(func=_eval)
 
@@ -208,7 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # dotted overrides may also come after options, e.g. `eval --data F eval.temperature=0 --out R`
+        if not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     try:
         args.func(args)
     except USER_ERRORS as err:

@@ -5,26 +5,64 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from data_pipelines.schema import Sample
 from data_pipelines.thought_dropout import is_empty_thought
 from vlm_rl.config import EvalConfig
+from vlm_rl.eval.table import ReportError
+from vlm_rl.media import MediaError
 from vlm_rl.models.adapter import QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import accuracy_reward, extract_answer, format_reward
 from vlm_rl.rollout import HFRolloutEngine, SamplingParams
 
 
+@dataclass(frozen=True)
+class ItemScore:
+    """How one answer scored: the headline reward, both multiple-choice rules, and how it was decided."""
+
+    reward: float
+    reward_strict: float
+    reward_lenient: float
+    method: str = "rule"
+    detail: str = ""
+
+
+Scorer = Callable[[Sample, str], ItemScore]
+
+
+def rule_scorer(mc_mode: str) -> Scorer:
+    """Score like the accuracy reward; multiple choice both strictly (exact letter, the papers' numbers) and
+    leniently (first option letter), with `mc_mode` picking the headline."""
+
+    def score(sample: Sample, text: str) -> ItemScore:
+        strict = accuracy_reward(text, sample.solution, sample.problem_type, mc_mode="strict")
+        lenient = accuracy_reward(text, sample.solution, sample.problem_type, mc_mode="lenient")
+        return ItemScore(strict if mc_mode == "strict" else lenient, strict, lenient)
+
+    return score
+
+
 @dataclass
 class EvalReport:
-    """Scores of one evaluation; `results` holds one entry per record (nothing is dropped)."""
+    """Scores of one evaluation; `results` holds one entry per record (nothing is dropped).
+
+    `accuracy` uses the headline scoring (`settings["scoring"]`); `accuracy_strict` and
+    `accuracy_lenient` are both always reported. Items whose media could not be read are in
+    `results` with their error and count as wrong (`failures`).
+    """
 
     n: int
     accuracy: float
+    accuracy_strict: float
+    accuracy_lenient: float
+    failures: int
     format_rate: float
     mean_length: float
     truncated_rate: float
@@ -32,6 +70,7 @@ class EvalReport:
     wall_time_s: float
     by_problem_type: dict[str, dict[str, float]]
     by_task: dict[str, dict[str, float]]
+    by_group: dict[str, dict[str, dict[str, float]]]
     settings: dict[str, Any]
     results: list[dict[str, Any]] = field(repr=False)
 
@@ -39,6 +78,7 @@ class EvalReport:
         """Flat scalars for logging."""
         out = {
             "accuracy": self.accuracy,
+            "accuracy_lenient": self.accuracy_lenient,
             "format_rate": self.format_rate,
             "mean_length": self.mean_length,
             "skip_ratio": self.skip_ratio,
@@ -57,52 +97,157 @@ def evaluate(
     encoder: PromptEncoder,
     samples: Sequence[Sample],
     cfg: EvalConfig,
+    *,
+    scorer: Scorer | None = None,
+    items_path: str | Path | None = None,
+    group_by: Sequence[str] = (),
+    settings: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> EvalReport:
-    """Answer every sample once (greedy when cfg.temperature == 0) and score it like the accuracy reward."""
+    """Answer every sample once (greedy when cfg.temperature == 0) and score it.
+
+    `scorer` defaults to the rule scorer of ``cfg.mc_mode``. With `items_path`, every finished
+    item is appended there as one JSON line keyed by its origin, and a rerun skips the items
+    already there (a killed evaluation resumes and gives the same report); the file's first line
+    records `settings`, and a rerun with other settings is refused. `group_by` names record
+    fields (looked up in ``sample.extra`` and its ``metadata``) to break accuracy down by.
+    """
     if not samples:
         raise ValueError("evaluation needs at least one record")
     started = time.perf_counter()
+    scorer = scorer or rule_scorer(cfg.mc_mode)
+    settings = {**asdict(cfg), "prompt_template": encoder.data.prompt_template, **(settings or {})}
+    done = _resume(Path(items_path), settings) if items_path is not None else {}
     engine = HFRolloutEngine(model, adapter)
     params = SamplingParams(n=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
-    results: list[dict[str, Any]] = []
-    for start in range(0, len(samples), cfg.batch_size):
-        chunk = samples[start : start + cfg.batch_size]
-        rollouts = engine.generate([encoder.encode(s) for s in chunk], params)
-        for sample, text, ids, cut in zip(chunk, rollouts.texts, rollouts.completion_ids, rollouts.truncated):
-            reward = accuracy_reward(text, sample.solution, sample.problem_type, mc_mode=cfg.mc_mode)
-            results.append(
-                {
-                    "origin": sample.origin,
-                    "problem_type": sample.problem_type,
-                    "task": _task(sample),
-                    "answer": sample.answer,
-                    "prediction": extract_answer(text),
-                    "output": text,
-                    "reward": reward,
-                    "correct": reward == 1.0,
-                    "format": format_reward(text),
-                    "skipped_thought": is_empty_thought(text),
-                    "length": len(ids),
-                    "truncated": cut,
-                }
-            )
+    todo = [s for s in samples if s.origin not in done]
+    bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="eval", unit="item", disable=not progress)
+    with _ItemLog(items_path) as log:
+        for start in range(0, len(todo), cfg.batch_size):
+            chunk = todo[start : start + cfg.batch_size]
+            prompts, ready = [], []
+            for sample in chunk:
+                try:
+                    prompts.append(encoder.encode(sample))
+                    ready.append(sample)
+                except MediaError as err:
+                    done[sample.origin] = log.write(_failed(sample, str(err), group_by))
+            rollouts = engine.generate(prompts, params) if prompts else None
+            for i, sample in enumerate(ready):
+                text = rollouts.texts[i]
+                item = _result(sample, text, len(rollouts.completion_ids[i]), rollouts.truncated[i], scorer(sample, text), group_by)
+                done[sample.origin] = log.write(item)
+            bar.update(len(chunk))
+            bar.set_postfix(accuracy=f"{_mean(r['reward'] for r in done.values()):.3f}")
+    bar.close()
+    results = [done[s.origin] for s in samples]
     return EvalReport(
         n=len(results),
         accuracy=_mean(r["reward"] for r in results),
+        accuracy_strict=_mean(r["reward_strict"] for r in results),
+        accuracy_lenient=_mean(r["reward_lenient"] for r in results),
+        failures=sum(r["error"] is not None for r in results),
         format_rate=_mean(r["format"] for r in results),
         mean_length=_mean(r["length"] for r in results),
         truncated_rate=_mean(float(r["truncated"]) for r in results),
         skip_ratio=_mean(float(r["skipped_thought"]) for r in results),
         wall_time_s=time.perf_counter() - started,
-        by_problem_type=_grouped(results, "problem_type"),
-        by_task=_grouped(results, "task"),
-        settings={**asdict(cfg), "prompt_template": encoder.data.prompt_template},
+        by_problem_type=_grouped(results, lambda r: r["problem_type"]),
+        by_task=_grouped(results, lambda r: r["task"]),
+        by_group={key: _grouped(results, lambda r, key=key: r["groups"][key]) for key in group_by},
+        settings=settings,
         results=results,
     )
 
 
+def _result(sample: Sample, text: str, length: int, truncated: bool, score: ItemScore, group_by: Sequence[str]) -> dict[str, Any]:
+    return {
+        "origin": sample.origin,
+        "sample_id": sample.sample_id,
+        "problem_type": sample.problem_type,
+        "task": _task(sample),
+        "groups": {key: _group_value(sample, key) for key in group_by},
+        "answer": sample.answer,
+        "prediction": extract_answer(text),
+        "output": text,
+        "reward": score.reward,
+        "reward_strict": score.reward_strict,
+        "reward_lenient": score.reward_lenient,
+        "correct": score.reward == 1.0,
+        "scoring": score.method,
+        "scoring_detail": score.detail,
+        "error": None,
+        "format": format_reward(text),
+        "skipped_thought": is_empty_thought(text),
+        "length": length,
+        "truncated": truncated,
+    }
+
+
+def _failed(sample: Sample, error: str, group_by: Sequence[str]) -> dict[str, Any]:
+    """An item whose input could not be prepared: kept in the denominator, scored wrong, error recorded."""
+    return {**_result(sample, "", 0, False, ItemScore(0.0, 0.0, 0.0, "failed"), group_by), "error": error}
+
+
+class _ItemLog:
+    """Appends finished items to a JSON-lines file (flushed per item), or does nothing without a path."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = None if path is None else Path(path)
+        self.handle = None
+
+    def __enter__(self) -> _ItemLog:
+        if self.path is not None:
+            self.handle = self.path.open("a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+    def write(self, item: dict[str, Any]) -> dict[str, Any]:
+        if self.handle is not None:
+            self.handle.write(json.dumps(item) + "\n")
+            self.handle.flush()
+        return item
+
+
+def _resume(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Items already evaluated under the same settings; starts the file with a settings line if new.
+
+    A last line cut short by a kill is dropped (and removed from the file) so that item runs again.
+    """
+    header = json.loads(json.dumps({"settings": settings}))
+    if not path.is_file() or path.stat().st_size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(header) + "\n")
+        return {}
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    if json.loads(lines[0]) != header:
+        raise ReportError(f"{path} holds results of an evaluation with other settings; delete it to start over")
+    done, kept = {}, [lines[0]]
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines) and not text.endswith("\n"):
+                path.write_text("\n".join(kept) + "\n")
+                break
+            raise ReportError(f"{path} line {number} is not valid JSON; delete the file to start over") from None
+        done[item["origin"]] = item
+        kept.append(line)
+    return done
+
+
 def _task(sample: Sample) -> str:
     return str(sample.extra.get("task") or sample.extra.get("data_source") or sample.problem_type)
+
+
+def _group_value(sample: Sample, key: str) -> str:
+    metadata = sample.extra.get("metadata")
+    value = sample.extra.get(key, metadata.get(key) if isinstance(metadata, dict) else None)
+    return "unknown" if value is None else str(value)
 
 
 def _mean(values) -> float:
@@ -110,11 +255,16 @@ def _mean(values) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _grouped(results: list[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
+def _grouped(results: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict[str, dict[str, float]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
-        groups[r[key]].append(r)
+        groups[key(r)].append(r)
     return {
-        name: {"n": len(rows), "accuracy": _mean(r["reward"] for r in rows), "format_rate": _mean(r["format"] for r in rows)}
+        name: {
+            "n": len(rows),
+            "accuracy": _mean(r["reward"] for r in rows),
+            "accuracy_lenient": _mean(r["reward_lenient"] for r in rows),
+            "format_rate": _mean(r["format"] for r in rows),
+        }
         for name, rows in sorted(groups.items())
     }

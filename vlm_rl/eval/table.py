@@ -7,6 +7,9 @@ from pathlib import Path
 
 ROWS = (
     ("accuracy", "accuracy", "{:.1%}"),
+    ("accuracy, strict letter match", "accuracy_strict", "{:.1%}"),
+    ("accuracy, lenient letter match", "accuracy_lenient", "{:.1%}"),
+    ("failed items (counted wrong)", "failures", "{:d}"),
     ("format rate", "format_rate", "{:.1%}"),
     ("mean completion length (tokens)", "mean_length", "{:.1f}"),
     ("empty-thought (skip) rate", "skip_ratio", "{:.1%}"),
@@ -19,7 +22,8 @@ class ReportError(ValueError):
 
 
 def comparison_table(paths: list[Path], labels: list[str] | None = None) -> str:
-    """A Markdown table: one column per report, rows for the headline numbers and per-task accuracy."""
+    """A Markdown table: one column per report, rows for the headline numbers and the accuracy per
+    task and per group (e.g. ``domain=Hobbies``); a number a report lacks is ``-``."""
     reports = [json.loads(p.read_text()) for p in paths]
     labels = labels or [p.stem for p in paths]
     if len(labels) != len(reports):
@@ -27,10 +31,14 @@ def comparison_table(paths: list[Path], labels: list[str] | None = None) -> str:
     lines = ["| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for title, key, fmt in ROWS:
         lines.append(f"| {title} | " + " | ".join(fmt.format(r[key]) if key in r else "-" for r in reports) + " |")
-    tasks = sorted({t for r in reports for t in r["by_task"]})
-    for task in tasks:
-        cells = [f"{r['by_task'][task]['accuracy']:.1%}" if task in r["by_task"] else "-" for r in reports]
-        lines.append(f"| accuracy: {task} | " + " | ".join(cells) + " |")
+    breakdowns = [("", lambda r: r["by_task"])] + [
+        (f"{key}=", lambda r, key=key: r.get("by_group", {}).get(key, {}))
+        for key in sorted({k for r in reports for k in r.get("by_group", {})})
+    ]
+    for prefix, groups in breakdowns:
+        for name in sorted({g for r in reports for g in groups(r)}):
+            cells = [f"{groups(r)[name]['accuracy']:.1%}" if name in groups(r) else "-" for r in reports]
+            lines.append(f"| accuracy: {prefix}{name} | " + " | ".join(cells) + " |")
     lines.append("| training wall time (s) | " + " | ".join(_train_time(r) for r in reports) + " |")
     lines.append("| records | " + " | ".join(str(r["n"]) for r in reports) + " |")
     return "\n".join(lines)

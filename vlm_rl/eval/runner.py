@@ -19,7 +19,7 @@ from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
 from vlm_rl.models.adapter import QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
-from vlm_rl.rewards import accuracy_reward, extract_answer, format_reward
+from vlm_rl.rewards import accuracy_reward, extract_answer, find_answer, format_reward
 from vlm_rl.rollout import HFRolloutEngine, SamplingParams
 
 
@@ -39,11 +39,16 @@ Scorer = Callable[[Sample, str], ItemScore]
 
 def rule_scorer(mc_mode: str) -> Scorer:
     """Score like the accuracy reward; multiple choice both strictly (exact letter, the papers' numbers) and
-    leniently (first option letter), with `mc_mode` picking the headline."""
+    leniently (first option letter), with `mc_mode` picking the headline.
+
+    As in GRPO-CARE's and Video-R1's evaluation scripts, an output without an ``<answer>`` block is
+    scored as if the whole output were the answer (so a bare ``B`` counts under strict scoring).
+    """
 
     def score(sample: Sample, text: str) -> ItemScore:
-        strict = accuracy_reward(text, sample.solution, sample.problem_type, mc_mode="strict")
-        lenient = accuracy_reward(text, sample.solution, sample.problem_type, mc_mode="lenient")
+        answer_text = text if find_answer(text) is not None else f"<answer>{text.strip()}</answer>"
+        strict = accuracy_reward(answer_text, sample.solution, sample.problem_type, mc_mode="strict")
+        lenient = accuracy_reward(answer_text, sample.solution, sample.problem_type, mc_mode="lenient")
         return ItemScore(strict if mc_mode == "strict" else lenient, strict, lenient)
 
     return score

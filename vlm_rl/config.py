@@ -48,6 +48,11 @@ class ModelConfig:
     attn_implementation: str = _f("sdpa", "Attention kernel: sdpa, eager, or flash_attention_2 (GPU, extra 'gpu').")
     freeze_vision: bool = _f(False, "Freeze the vision tower (its parameters get no gradient).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory (transformers activation checkpointing).")
+    shared_prefix: bool = _f(
+        True,
+        "Loss forward: compute each group's prompt and frames once and share them with its G completions (same "
+        "numbers as repeating them; off = the repeated form). Not combined with gradient checkpointing.",
+    )
     lora: LoraConfig = _sub(LoraConfig, "LoRA settings.")
 
 

@@ -23,8 +23,9 @@ def varied_reward(monkeypatch):
     return ["reward.custom={length: 'rewards_for_tests:text_length'}", "reward.weights={accuracy: 0.0, length: 1.0}"]
 
 
-def test_every_trainable_parameter_changes_and_vision_tower_sees_frames_in_loss(run_config, varied_reward):
-    config = _with(run_config, varied_reward)
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_every_trainable_parameter_changes_and_vision_tower_sees_frames_in_loss(run_config, varied_reward, shared_prefix):
+    config = _with(run_config, [*varied_reward, f"model.shared_prefix={str(shared_prefix).lower()}"])
     trainer = GRPOTrainer(config)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     calls: list[tuple[bool, torch.Tensor]] = []
@@ -39,13 +40,17 @@ def test_every_trainable_parameter_changes_and_vision_tower_sees_frames_in_loss(
     assert any(n.startswith("model.visual") for n in before), "the vision tower must be trainable by default"
 
     G = config.rollout.num_generations
-    per_micro = config.trainer.micro_batch_prompts * G
     with_grad = [grid for grad, grid in calls if grad]
     without_grad = [grid for grad, grid in calls if not grad]
     steps, micro_batches = config.trainer.steps, config.trainer.prompts_per_step // config.trainer.micro_batch_prompts
-    assert len(with_grad) == steps * micro_batches, "one vision forward with grad per loss micro-batch"
+    if shared_prefix:
+        assert len(with_grad) == steps * config.trainer.prompts_per_step, "one vision forward with grad per group"
+        rows = 1
+    else:
+        assert len(with_grad) == steps * micro_batches, "one vision forward with grad per loss micro-batch"
+        rows = config.trainer.micro_batch_prompts * G  # every completion row carries its prompt's video grid
     for grid in with_grad:
-        assert grid.shape == (per_micro, 3), "every completion row carries its prompt's video grid"
+        assert grid.shape == (rows, 3)
         assert torch.all(grid == grid[0]) and int(grid[0].prod()) > 0
     assert len(without_grad) >= steps, "generation also encodes the frames"
 

@@ -52,13 +52,17 @@ class Batch:
 
     `model_inputs` go straight to the model's forward or generate; `completion_ids` and
     `completion_mask` are [B, C] (C = 0 for generation batches); `prompt_width` is the padded
-    prompt length, so completion token t sits at column ``prompt_width + t``.
+    prompt length, so completion token t sits at column ``prompt_width + t``. `prompts` and
+    `repeats` say which prompt the rows share (rows of prompt i are consecutive), for the
+    shared-prefix forward.
     """
 
     model_inputs: dict[str, torch.Tensor]
     completion_ids: torch.Tensor
     completion_mask: torch.Tensor
     prompt_width: int
+    prompts: tuple[PromptInputs, ...] = ()
+    repeats: tuple[int, ...] = ()
 
 
 class QwenVLAdapter:
@@ -182,7 +186,7 @@ class QwenVLAdapter:
         with_video = [p for p in rows if p.second_per_grid_ts is not None]
         if with_video:
             model_inputs["second_per_grid_ts"] = torch.cat([p.second_per_grid_ts for p in with_video])
-        return Batch(model_inputs, completion_ids, completion_mask, width)
+        return Batch(model_inputs, completion_ids, completion_mask, width, tuple(prompts), tuple(repeats))
 
 
 def _as_tensor(value) -> torch.Tensor | None:

@@ -1,4 +1,14 @@
-"""Per-token log-probabilities of completions under a model (the loss forward)."""
+"""Per-token log-probabilities of completions under a model (the loss forward).
+
+Two forms give the same numbers (equal up to float summation order, tested to 1e-5):
+
+- batched: every row is ``[left-padded prompt | completion]``, so a prompt and its frames are
+  computed once per completion (G times per group);
+- shared prefix: each prompt (text and vision) is computed once, and its key/value cache is
+  repeated for the G completions that attend to it; autograd sums the G completions' gradients
+  back into the single prompt computation. It needs the model's cache, so it is not used with
+  gradient checkpointing (transformers turns the cache off there).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +16,22 @@ import torch
 
 from vlm_rl.models.adapter import Batch
 
+VISION_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "pixel_values", "image_grid_thw")
+
 
 def completion_logprobs(
-    model, batch: Batch, *, with_entropy: bool = False, with_vocab: bool = False
+    model, batch: Batch, *, with_entropy: bool = False, with_vocab: bool = False, shared_prefix: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Log-probs [B, C] of `batch.completion_ids`, token entropies [B, C] and the detached
     full-vocabulary log-probs [B, C, V] (the last two only when asked, else None).
 
     The forward receives the full multimodal inputs (pixel values, grids, `second_per_grid_ts`,
-    `mm_token_type_ids`), so the vision tower runs and its gradient flows. Only the last C + 1
-    positions are projected to the vocabulary: position ``prompt_width - 1 + t`` predicts token t.
+    `mm_token_type_ids`), so the vision tower runs and its gradient flows. Only the positions that
+    predict completion tokens are projected to the vocabulary. `shared_prefix` computes each
+    prompt once per group (module docstring).
     """
-    c_len = batch.completion_ids.shape[1]
-    device = next(model.parameters()).device
-    inputs = {k: v.to(device) for k, v in batch.model_inputs.items()}
-    logits = model(**inputs, logits_to_keep=c_len + 1, use_cache=False).logits[:, :-1].float()
-    targets = batch.completion_ids.to(device)
+    logits = _shared_prefix_logits(model, batch) if shared_prefix else _batched_logits(model, batch)
+    targets = batch.completion_ids.to(logits.device)
     log_norm = torch.logsumexp(logits, dim=-1)
     logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_norm
     entropy = vocab = None
@@ -32,3 +42,62 @@ def completion_logprobs(
         if with_vocab:
             vocab = logits - log_norm.unsqueeze(-1)
     return logp, entropy, vocab
+
+
+def _batched_logits(model, batch: Batch) -> torch.Tensor:
+    """Logits [B, C, V] of the positions that predict the completion tokens; position
+    ``prompt_width - 1 + t`` predicts token t."""
+    c_len = batch.completion_ids.shape[1]
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in batch.model_inputs.items()}
+    return model(**inputs, logits_to_keep=c_len + 1, use_cache=False).logits[:, :-1].float()
+
+
+def _shared_prefix_logits(model, batch: Batch) -> torch.Tensor:
+    """The same logits with each prompt computed once for its rows (Prefix Grouper's idea, done with
+    the model's KV cache): forward the prompt alone, repeat its cache for its G rows, forward the G
+    completions with explicit mRoPE text positions after the prompt's last position."""
+    if not batch.prompts:
+        raise ValueError("the shared-prefix forward needs a Batch built by QwenVLAdapter.collate (prompts and repeats)")
+    device = next(model.parameters()).device
+    rope = next(m for m in model.modules() if hasattr(m, "get_rope_index"))
+    c_len = batch.completion_ids.shape[1]
+    completion_attention = batch.model_inputs["attention_mask"][:, batch.prompt_width :]
+    rows, start = [], 0
+    for prompt, repeats in zip(batch.prompts, batch.repeats):
+        ids = prompt.input_ids[None].to(device)
+        token_types = prompt.mm_token_type_ids[None].to(device)
+        vision = {k: getattr(prompt, k).to(device) for k in VISION_KEYS if getattr(prompt, k) is not None}
+        positions, _ = rope.get_rope_index(
+            ids,
+            token_types,
+            image_grid_thw=vision.get("image_grid_thw"),
+            video_grid_thw=vision.get("video_grid_thw"),
+            second_per_grid_ts=vision.get("second_per_grid_ts"),
+        )
+        out = model(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            position_ids=positions,
+            mm_token_type_ids=token_types,
+            use_cache=True,
+            logits_to_keep=1,
+            **vision,
+        )
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(repeats)
+        length = ids.shape[1]
+        text = positions.max() + 1 + torch.arange(c_len, device=device)
+        completion_mask = completion_attention[start : start + repeats].to(device)
+        completion_out = model(
+            input_ids=batch.completion_ids[start : start + repeats].to(device),
+            attention_mask=torch.cat([torch.ones(repeats, length, dtype=completion_mask.dtype, device=device), completion_mask], 1),
+            position_ids=text.view(1, 1, -1).expand(3, repeats, -1),
+            past_key_values=cache,
+            cache_position=torch.arange(length, length + c_len, device=device),
+            use_cache=True,
+        )
+        first = out.logits[:, -1:].expand(repeats, 1, -1)
+        rows.append(torch.cat([first, completion_out.logits[:, :-1]], dim=1).float())
+        start += repeats
+    return torch.cat(rows)

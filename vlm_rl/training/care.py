@@ -29,9 +29,10 @@ class ConsistencyReference:
     parameter is averaged, as in the released code.
     """
 
-    def __init__(self, policy: torch.nn.Module, config: CareConfig, tokenizer) -> None:
+    def __init__(self, policy: torch.nn.Module, config: CareConfig, tokenizer, *, shared_prefix: bool = False) -> None:
         self.config = config
         self.tokenizer = tokenizer
+        self.shared_prefix = shared_prefix
         self.model = copy.deepcopy(policy).eval().requires_grad_(False)
 
     def add_bonus(self, rewards: RewardResult, rollouts: Rollouts, chunks) -> tuple[RewardResult, dict[str, float]]:
@@ -67,7 +68,7 @@ class ConsistencyReference:
         has_span = torch.zeros(len(rollouts), dtype=torch.bool)
         decode = functools.partial(self.tokenizer.decode, skip_special_tokens=True)  # as the rollout texts
         for batch, rows in chunks:
-            logp = completion_logprobs(self.model, batch)[0].float().cpu()
+            logp = completion_logprobs(self.model, batch, shared_prefix=self.shared_prefix)[0].float().cpu()
             for local, row in enumerate(rows.tolist()):
                 span = answer_char_span(rollouts.texts[row])
                 if span is None:

@@ -55,6 +55,7 @@ class GRPOTrainer(Trainer):
         self.ref_model = load_model(config.model, trainable=False) if algo.beta > 0 else None
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
+        self.shared_prefix = config.model.shared_prefix and not config.model.gradient_checkpointing
         self.token_weight_fn = get_token_weight_fn(algo.token_weighting) if algo.token_weighting != "none" else None
         self.engine = HFRolloutEngine(self.policy, self.adapter)
         r = config.rollout
@@ -62,7 +63,11 @@ class GRPOTrainer(Trainer):
             n=r.num_generations, max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k
         )
         seed = config.seed + self.accelerator.process_index
-        self.care = ConsistencyReference(self.policy, algo.care, self.adapter.tokenizer) if algo.care.enabled else None
+        self.care = (
+            ConsistencyReference(self.policy, algo.care, self.adapter.tokenizer, shared_prefix=self.shared_prefix)
+            if algo.care.enabled
+            else None
+        )
         if self.care is not None:
             self.care.model.to(self.accelerator.device)
         self.temporal = (
@@ -111,7 +116,11 @@ class GRPOTrainer(Trainer):
             for i, part in enumerate(parts):
                 batch = part.batch
                 logp, entropy, vocab = completion_logprobs(
-                    self.model, batch, with_entropy=iteration == 0, with_vocab=self.token_weight_fn is not None
+                    self.model,
+                    batch,
+                    with_entropy=iteration == 0,
+                    with_vocab=self.token_weight_fn is not None,
+                    shared_prefix=self.shared_prefix,
                 )
                 mask = batch.completion_mask.to(logp.device)
                 on_policy = iteration == 0 and part.old_logps is None
@@ -331,7 +340,7 @@ class GRPOTrainer(Trainer):
 
     @torch.no_grad()
     def _frozen_logps(self, model, chunks) -> list[torch.Tensor]:
-        return [completion_logprobs(model, batch)[0] for batch, _ in chunks]
+        return [completion_logprobs(model, batch, shared_prefix=self.shared_prefix)[0] for batch, _ in chunks]
 
     def _chunk_weight(self, mask: torch.Tensor, totals: dict[str, int]) -> float:
         """Share of the step's loss carried by one micro-batch under the configured aggregation."""

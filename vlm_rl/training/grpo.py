@@ -36,6 +36,7 @@ from vlm_rl.training.rethink import ForcedRethinking
 from vlm_rl.training.replay import ReplayBuffer, SelectiveReplay, effective_ratio
 from vlm_rl.training.scoring import score
 from vlm_rl.training.temporal import TemporalContrast
+from vlm_rl.training.timing import PhaseTimer
 
 
 class GRPOTrainer(Trainer):
@@ -56,6 +57,7 @@ class GRPOTrainer(Trainer):
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
         self.shared_prefix = config.model.shared_prefix and not config.model.gradient_checkpointing
+        self.timer = PhaseTimer()
         self.token_weight_fn = get_token_weight_fn(algo.token_weighting) if algo.token_weighting != "none" else None
         self.engine = HFRolloutEngine(self.policy, self.adapter)
         r = config.rollout
@@ -107,35 +109,22 @@ class GRPOTrainer(Trainer):
         parts = self._loss_parts(prompts, rollouts, rewards, advantages, stats)
         chunks = [(part.batch, part.rows) for part in parts]
         iterations = cfg.algo.num_iterations
-        frozen = self._frozen_logps(self.model, chunks) if iterations > 1 else [None] * len(parts)
+        with self.timer("logprob_passes"):
+            frozen = self._frozen_logps(self.model, chunks) if iterations > 1 else [None] * len(parts)
+            ref_logps = self._frozen_logps(self.ref_model, chunks) if self.ref_model is not None else None
         old_logps = [part.old_logps if part.old_logps is not None else f for part, f in zip(parts, frozen)]
-        ref_logps = self._frozen_logps(self.ref_model, chunks) if self.ref_model is not None else None
         totals = {"rows": sum(len(p.advantages) for p in parts), "tokens": max(1, int(sum(p.batch.completion_mask.sum() for p in parts)))}
         fresh_logps: list[torch.Tensor] = []
         for iteration in range(iterations):
             for i, part in enumerate(parts):
-                batch = part.batch
-                logp, entropy, vocab = completion_logprobs(
-                    self.model,
-                    batch,
-                    with_entropy=iteration == 0,
-                    with_vocab=self.token_weight_fn is not None,
-                    shared_prefix=self.shared_prefix,
-                )
-                mask = batch.completion_mask.to(logp.device)
-                on_policy = iteration == 0 and part.old_logps is None
-                old = logp.detach() if on_policy or old_logps[i] is None else old_logps[i].to(logp.device)
-                ref = ref_logps[i] if ref_logps is not None else None
+                with self.timer("forward"):
+                    old = old_logps[i] if iteration > 0 or part.old_logps is not None else None
+                    ref = ref_logps[i] if ref_logps is not None else None
+                    loss, weight, values, logp, entropy, mask = self._part_loss(part, iteration, old, ref, totals)
                 if iteration == 0 and part.rows is not None:
                     fresh_logps.append(logp.detach().cpu())
-                if self.reg_loss_fn is not None:
-                    loss, values = self._regression_loss(logp, old, ref, mask, part, iteration)
-                    weight = len(part.advantages) / totals["rows"]
-                else:
-                    weights = self._token_weights(vocab, mask, part.group_ids)
-                    loss, values = self._policy_loss(logp, old, ref, mask, part.advantages, weights)
-                    weight = self._chunk_weight(mask, totals)
-                self.accelerator.backward(loss * weight)
+                with self.timer("backward"):
+                    self.accelerator.backward(loss * weight)
                 if "token_weight_max" in values:
                     stats["token_weight_max"] = max(stats.get("token_weight_max", 1.0), values.pop("token_weight_max"))
                 if iteration == 0:
@@ -143,13 +132,15 @@ class GRPOTrainer(Trainer):
                 for key, value in values.items():
                     if iteration == 0 or (iteration == iterations - 1 and key.startswith("reg_grpo/")):
                         _accumulate(stats, key, value * weight)
-            stats["grad_norm"] = self._optimizer_step()
+            with self.timer("optimizer"):
+                stats["grad_norm"] = self._optimizer_step()
             if self.care is not None:
                 self.care.after_optimizer_step(self.policy, (step - 1) * iterations + iteration + 1)
         if self.replay is not None:
             current = [part for part in parts if part.rows is not None]
             stats["replay/added"] = float(self.replay.remember(step, samples, rollouts, advantages, current, fresh_logps))
             stats["replay/buffer_size"] = float(len(self.replay.buffer))
+        stats.update(self.timer.pop())
         stats["advantage_mean"] = float(advantages.mean())
         stats["advantage_std"] = float(advantages.std()) if len(advantages) > 1 else 0.0
         return self._metrics(step, samples, rollouts, rewards, stats)
@@ -176,6 +167,25 @@ class GRPOTrainer(Trainer):
             LossPart(batch, advantages[rows], rollouts.group_ids[rows], rewards.total[rows], rows)
             for batch, rows in self._micro_batches(prompts, rollouts, groups)
         ] + replayed
+
+    def _part_loss(self, part: LossPart, iteration: int, old: torch.Tensor | None, ref: torch.Tensor | None, totals):
+        """Loss of one micro-batch, its share of the step's loss, its metrics, and the forward's log-probs,
+        entropies and mask. ``old`` None means on-policy (the ratio is taken against ``logp`` detached)."""
+        logp, entropy, vocab = completion_logprobs(
+            self.model,
+            part.batch,
+            with_entropy=iteration == 0,
+            with_vocab=self.token_weight_fn is not None,
+            shared_prefix=self.shared_prefix,
+        )
+        mask = part.batch.completion_mask.to(logp.device)
+        old = logp.detach() if old is None else old.to(logp.device)
+        if self.reg_loss_fn is not None:
+            loss, values = self._regression_loss(logp, old, ref, mask, part, iteration)
+            return loss, len(part.advantages) / totals["rows"], values, logp, entropy, mask
+        weights = self._token_weights(vocab, mask, part.group_ids)
+        loss, values = self._policy_loss(logp, old, ref, mask, part.advantages, weights)
+        return loss, self._chunk_weight(mask, totals), values, logp, entropy, mask
 
     def _policy_loss(self, logp, old, ref, mask, advantages, weights) -> tuple[torch.Tensor, dict[str, float]]:
         """Clipped-surrogate family loss of one micro-batch and its metrics."""
@@ -255,7 +265,8 @@ class GRPOTrainer(Trainer):
         while True:
             samples = self.sampler.take(n_prompts - n_kept)
             prompts = [self.encoder.encode(s) for s in samples]
-            rollouts = self.engine.generate(prompts, self.sampling)
+            with self.timer("generation"):
+                rollouts = self.engine.generate(prompts, self.sampling)
             samples, prompts, rollouts, rewards = self._shape(samples, prompts, rollouts, bonus_stats, f"{step}:{rounds}")
             groups = list(range(len(samples)))
             if algo.dynamic_sampling:
@@ -295,7 +306,8 @@ class GRPOTrainer(Trainer):
 
         Returns the samples, prompts, rollouts and rewards the step trains on.
         """
-        rewards = score(self.rewards, samples, rollouts)
+        with self.timer("rewards"):
+            rewards = score(self.rewards, samples, rollouts)
         round_stats: dict[str, float] = {}
         if self.difficulty is not None:
             samples, prompts, rollouts, rewards, difficulty_stats = self.difficulty.apply(samples, prompts, rollouts, rewards)

@@ -1,0 +1,121 @@
+"""`vlm-rl bench`: time complete GRPO steps on a fixed synthetic workload, phase by phase.
+
+Each mode runs in a fresh process (so its peak memory is its own): it builds the `small` tiny
+model and clips of the workload's size in a temporary folder, trains `warmup + steps` GRPO steps
+and reports the median of the timed steps. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PHASES = ("generation", "rewards", "logprob_passes", "forward", "backward", "optimizer")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Clips and sampling of one benchmark workload."""
+
+    frames: int
+    size: int
+    image: bool
+    num_generations: int = 8
+    max_new_tokens: int = 64
+    prompts_per_step: int = 1
+
+
+WORKLOADS = {
+    "video": Workload(frames=16, size=224, image=False),
+    "image": Workload(frames=2, size=224, image=True),
+    "long-video": Workload(frames=64, size=224, image=False),
+}
+
+
+def run_mode(workload_name: str, shared_prefix: bool, steps: int, warmup: int, seed: int = 0) -> dict[str, float]:
+    """Train `warmup + steps` steps in this process; medians of the timed steps and the peak memory."""
+    from data_pipelines.synthetic.generator import make_dataset
+    from data_pipelines.synthetic.scenes import Difficulty
+    from vlm_rl.config import load_config
+    from vlm_rl.models.tiny import build_tiny_model
+    from vlm_rl.training.grpo import GRPOTrainer
+
+    workload = WORKLOADS[workload_name]
+    with tempfile.TemporaryDirectory(prefix="vlm-rl-bench-") as tmp:
+        root = Path(tmp)
+        model = build_tiny_model(root / "model", size="small", seed=seed)
+        n = workload.prompts_per_step * (steps + warmup)
+        data = make_dataset(root / "data", n_train=n, n_test=1, seed=seed, tasks=["count"],
+                            difficulty=Difficulty(frames=workload.frames, size=workload.size, fps=4.0))
+        pixels = workload.size * workload.size
+        train = _as_images(data.train_path, root, pixels) if workload.image else data.train_path
+        config = load_config(None, [
+            f"seed={seed}", f"output_dir={root / 'run'}", f"model.path={model}", f"model.shared_prefix={str(shared_prefix).lower()}",
+            f"data.train_files=[{train}]", "data.prompt_template=short", "data.video.fps=null",
+            f"data.video.nframes={workload.frames}", f"data.video.min_pixels={pixels}", f"data.video.max_pixels={pixels}",
+            f"data.image.min_pixels={pixels}", f"data.image.max_pixels={pixels}",
+            f"rollout.num_generations={workload.num_generations}", f"rollout.max_new_tokens={workload.max_new_tokens}",
+            "reward.weights={accuracy: 1.0, format: 1.0}", f"trainer.steps={steps + warmup}",
+            f"trainer.prompts_per_step={workload.prompts_per_step}", f"trainer.micro_batch_prompts={workload.prompts_per_step}",
+            "trainer.sample_every=0", "trainer.save_every=0", "trainer.lr=1e-5",
+        ])
+        trainer = GRPOTrainer(config)
+        trainer.train()
+        rows = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()][warmup:]
+    rows = [r for r in rows if "sec_per_step" in r]
+    result = {"step": statistics.median(r["sec_per_step"] for r in rows)}
+    for phase in PHASES:
+        result[phase] = statistics.median(r.get(f"time/{phase}", 0.0) for r in rows)
+    completions = workload.prompts_per_step * workload.num_generations
+    result["samples_per_s"] = completions / result["step"]
+    result["peak_mib"] = _peak_mib()
+    return result
+
+
+def bench_table(workload: str, modes: list[str], steps: int, warmup: int) -> str:
+    """Run each mode ("shared" or "repeated") in its own process and format a Markdown table."""
+    lines = [
+        "| mode | step (s) | " + " | ".join(f"{p} (s)" for p in PHASES) + " | samples/s | peak memory (MiB) |",
+        "|---" * (len(PHASES) + 5) + "|",
+    ]
+    for mode in modes:
+        command = [sys.executable, "-m", "vlm_rl.cli", "bench", "--workload", workload, "--steps", str(steps),
+                   "--warmup", str(warmup), "--worker", mode]
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        cells = [f"{r['step']:.2f}", *(f"{r[p]:.2f}" for p in PHASES), f"{r['samples_per_s']:.1f}", f"{r['peak_mib']:.0f}"]
+        lines.append(f"| {mode} prefix | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _as_images(records_path: Path, root: Path, pixels: int) -> Path:
+    """The same records with each clip replaced by its first frame as a PNG (the image workload)."""
+    from PIL import Image
+
+    from vlm_rl.media import VideoSampling, read_video
+
+    sampling = VideoSampling(nframes=2, fps=None, min_pixels=pixels, max_pixels=pixels)
+    records = json.loads(records_path.read_text())
+    for record in records:
+        clip = read_video(records_path.parent / record["path"], sampling, reader="auto")
+        image = root / "images" / (Path(record["path"]).stem + ".png")
+        image.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(clip.frames[0].permute(1, 2, 0).numpy()).save(image)
+        record.update(data_type="image", path=str(image))
+    out = root / "images.json"
+    out.write_text(json.dumps(records))
+    return out
+
+
+def _peak_mib() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -84,7 +84,7 @@ def bench_table(workload: str, modes: list[str], steps: int, warmup: int) -> str
     """Run each mode ("shared" or "repeated") in its own process and format a Markdown table."""
     lines = [
         "| mode | step (s) | " + " | ".join(f"{p} (s)" for p in PHASES) + " | samples/s | peak memory (MiB) |",
-        "|---" * (len(PHASES) + 5) + "|",
+        "|---" * (len(PHASES) + 4) + "|",
     ]
     for mode in modes:
         command = [sys.executable, "-m", "vlm_rl.cli", "bench", "--workload", workload, "--steps", str(steps),

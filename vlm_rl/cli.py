@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -175,6 +176,17 @@ def _show_data(args: argparse.Namespace) -> None:
         print(f"\n--- {sample.origin} (media: {media})\n{build_prompt_text(sample, args.template)}\n=> {sample.solution}")
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from vlm_rl.bench import bench_table, run_mode
+
+    if args.worker:
+        print(json.dumps(run_mode(args.workload, args.worker == "shared", args.steps, args.warmup)))
+        return
+    modes = ["shared", "repeated"] if args.mode == "both" else [args.mode]
+    print(f"workload {args.workload}: {args.steps} timed steps after {args.warmup} warm-up, medians")
+    print(bench_table(args.workload, modes, args.steps, args.warmup))
+
+
 def _plot(args: argparse.Namespace) -> None:
     from vlm_rl.training.plots import plot_run
 
@@ -262,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=2, help="how many rendered prompts to print")
     p.add_argument("--media-root", type=Path, help="directory the media paths are relative to")
     p.set_defaults(func=_show_data)
+
+    p = sub.add_parser("bench", help="time complete GRPO steps phase by phase on a synthetic workload")
+    p.add_argument("--workload", choices=("video", "image", "long-video"), default="video",
+                   help="video: 16 frames at 224x224; image: one 224x224 image; long-video: 64 frames (G=8, 64 new tokens)")
+    p.add_argument("--mode", choices=("both", "shared", "repeated"), default="both", help="prompt computed once per group, or per completion")
+    p.add_argument("--steps", type=int, default=3, help="timed steps")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    p.add_argument("--worker", choices=("shared", "repeated"), help=argparse.SUPPRESS)
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("plot", help="write PNG curves of a run's metrics.jsonl")
     p.add_argument("run_dir")

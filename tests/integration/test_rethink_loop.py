@@ -3,7 +3,6 @@ continuations replace them (at most max_kept_per_query per group) and are rescor
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from pathlib import Path

@@ -58,4 +58,5 @@ __all__ = [
     "scorer_for",
     "tw_format_reward",
     "word_edit_distance",
+    "split_letters",
 ]

@@ -40,7 +40,12 @@ WORKLOADS = {
 }
 
 
-def run_mode(workload_name: str, shared_prefix: bool, steps: int, warmup: int, seed: int = 0) -> dict[str, float]:
+MODES = {"repeated": (False, False), "shared": (True, False), "prefill": (True, True)}
+"""Mode -> (shared-prefix loss forward, shared prefill in generation)."""
+MODE_LABELS = {"repeated": "repeated prompt", "shared": "shared prefix (loss)", "prefill": "shared prefix (loss + generation)"}
+
+
+def run_mode(workload_name: str, mode: str, steps: int, warmup: int, seed: int = 0) -> dict[str, float]:
     """Train `warmup + steps` steps in this process; medians of the timed steps and the peak memory."""
     from data_pipelines.synthetic.generator import make_dataset
     from data_pipelines.synthetic.scenes import Difficulty
@@ -49,6 +54,7 @@ def run_mode(workload_name: str, shared_prefix: bool, steps: int, warmup: int, s
     from vlm_rl.training.grpo import GRPOTrainer
 
     workload = WORKLOADS[workload_name]
+    shared_prefix, shared_prefill = MODES[mode]
     with tempfile.TemporaryDirectory(prefix="vlm-rl-bench-") as tmp:
         root = Path(tmp)
         model = build_tiny_model(root / "model", size="small", seed=seed)
@@ -59,6 +65,7 @@ def run_mode(workload_name: str, shared_prefix: bool, steps: int, warmup: int, s
         train = _as_images(data.train_path, root, pixels) if workload.image else data.train_path
         config = load_config(None, [
             f"seed={seed}", f"output_dir={root / 'run'}", f"model.path={model}", f"model.shared_prefix={str(shared_prefix).lower()}",
+            f"rollout.shared_prefill={str(shared_prefill).lower()}",
             f"data.train_files=[{train}]", "data.prompt_template=short", "data.video.fps=null",
             f"data.video.nframes={workload.frames}", f"data.video.min_pixels={pixels}", f"data.video.max_pixels={pixels}",
             f"data.image.min_pixels={pixels}", f"data.image.max_pixels={pixels}",
@@ -81,7 +88,7 @@ def run_mode(workload_name: str, shared_prefix: bool, steps: int, warmup: int, s
 
 
 def bench_table(workload: str, modes: list[str], steps: int, warmup: int) -> str:
-    """Run each mode ("shared" or "repeated") in its own process and format a Markdown table."""
+    """Run each mode (see `MODES`) in its own process and format a Markdown table."""
     lines = [
         "| mode | step (s) | " + " | ".join(f"{p} (s)" for p in PHASES) + " | samples/s | peak memory (MiB) |",
         "|---" * (len(PHASES) + 4) + "|",
@@ -92,7 +99,7 @@ def bench_table(workload: str, modes: list[str], steps: int, warmup: int) -> str
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
         cells = [f"{r['step']:.2f}", *(f"{r[p]:.2f}" for p in PHASES), f"{r['samples_per_s']:.1f}", f"{r['peak_mib']:.0f}"]
-        lines.append(f"| {mode} prefix | " + " | ".join(cells) + " |")
+        lines.append(f"| {MODE_LABELS[mode]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

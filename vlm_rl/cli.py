@@ -180,9 +180,9 @@ def _bench(args: argparse.Namespace) -> None:
     from vlm_rl.bench import bench_table, run_mode
 
     if args.worker:
-        print(json.dumps(run_mode(args.workload, args.worker == "shared", args.steps, args.warmup)))
+        print(json.dumps(run_mode(args.workload, args.worker, args.steps, args.warmup)))
         return
-    modes = ["shared", "repeated"] if args.mode == "both" else [args.mode]
+    modes = {"all": ["prefill", "shared", "repeated"], "both": ["shared", "repeated"]}.get(args.mode, [args.mode])
     print(f"workload {args.workload}: {args.steps} timed steps after {args.warmup} warm-up, medians")
     print(bench_table(args.workload, modes, args.steps, args.warmup))
 
@@ -278,10 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time complete GRPO steps phase by phase on a synthetic workload")
     p.add_argument("--workload", choices=("video", "image", "long-video"), default="video",
                    help="video: 16 frames at 224x224; image: one 224x224 image; long-video: 64 frames (G=8, 64 new tokens)")
-    p.add_argument("--mode", choices=("both", "shared", "repeated"), default="both", help="prompt computed once per group, or per completion")
+    p.add_argument("--mode", choices=("all", "both", "prefill", "shared", "repeated"), default="all",
+                   help="prompt once per group in generation and loss (prefill), in the loss only (shared), or per completion "
+                   "(repeated); both = shared and repeated, all = the three")
     p.add_argument("--steps", type=int, default=3, help="timed steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    p.add_argument("--worker", choices=("shared", "repeated"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("prefill", "shared", "repeated"), help=argparse.SUPPRESS)
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("plot", help="write PNG curves of a run's metrics.jsonl")

@@ -100,6 +100,11 @@ class RolloutConfig:
     temperature: float = _f(1.0, "Sampling temperature (0 = greedy).")
     top_p: float = _f(1.0, "Nucleus sampling threshold.")
     top_k: int = _f(0, "Top-k sampling (0 = off; HF's implicit default is 50).")
+    shared_prefill: bool = _f(
+        False,
+        "Run each prompt (text and frames) once and share its cache with its G samples, generating one group at a "
+        "time (greedy output identical; off = transformers generate on the repeated prompts, batched across groups).",
+    )
 
 
 @dataclass

@@ -7,27 +7,37 @@ from collections.abc import Sequence
 import torch
 
 from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
+from vlm_rl.models.logprobs import VISION_KEYS
 from vlm_rl.rollout.base import Rollouts, SamplingParams
 
 
 class HFRolloutEngine:
-    """Samples with `model.generate`; vision placeholder tokens can never be generated."""
+    """Samples with `model.generate`; vision placeholder tokens can never be generated.
 
-    def __init__(self, model, adapter: QwenVLAdapter, *, max_rows_per_call: int = 64) -> None:
+    With `shared_prefill`, each prompt (text and frames) is run once and its KV cache repeated for
+    its n samples, instead of `generate` encoding it n times; prompts are then generated one group
+    at a time. The numbers are the same (greedy decoding gives the same tokens); the random
+    draws of sampling are taken in a different order, so sampled completions differ run to run
+    between the two forms, not in distribution.
+    """
+
+    def __init__(self, model, adapter: QwenVLAdapter, *, max_rows_per_call: int = 64, shared_prefill: bool = False) -> None:
         self.model = model
         self.adapter = adapter
         self.max_rows_per_call = max_rows_per_call
+        self.shared_prefill = shared_prefill
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[PromptInputs], params: SamplingParams) -> Rollouts:
         was_training = self.model.training
         self.model.eval()
         try:
-            per_call = max(1, self.max_rows_per_call // params.n)
+            per_call = 1 if self.shared_prefill else max(1, self.max_rows_per_call // params.n)
+            generate = self._generate_shared if self.shared_prefill else self._generate_chunk
             completions: list[list[int]] = []
             truncated: list[bool] = []
             for start in range(0, len(prompts), per_call):
-                ids, cut = self._generate_chunk(prompts[start : start + per_call], params)
+                ids, cut = generate(prompts[start : start + per_call], params)
                 completions.extend(ids)
                 truncated.extend(cut)
         finally:
@@ -40,21 +50,63 @@ class HFRolloutEngine:
         batch = self.adapter.collate(prompts, repeats=params.n)
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) for k, v in batch.model_inputs.items()}
-        sample = params.temperature > 0
+        out = self.model.generate(**inputs, **self._generate_kwargs(params))
+        return self._split(out[:, batch.prompt_width :].tolist())
+
+    def _generate_shared(self, prompts: Sequence[PromptInputs], params: SamplingParams) -> tuple[list[list[int]], list[bool]]:
+        """One prompt: prefill all but its last token once (vision included), repeat the cache n times,
+        and let `generate` continue from it with the last prompt token."""
+        (prompt,) = prompts
+        device = next(self.model.parameters()).device
+        ids = prompt.input_ids[None].to(device)
+        types = prompt.mm_token_type_ids[None].to(device)
+        vision = {k: getattr(prompt, k).to(device) for k in VISION_KEYS if getattr(prompt, k) is not None}
+        rope = next(m for m in self.model.modules() if hasattr(m, "get_rope_index"))
+        positions, deltas = rope.get_rope_index(
+            ids,
+            types,
+            image_grid_thw=vision.get("image_grid_thw"),
+            video_grid_thw=vision.get("video_grid_thw"),
+            second_per_grid_ts=vision.get("second_per_grid_ts"),
+        )
+        prefill = self.model(
+            input_ids=ids[:, :-1],
+            attention_mask=torch.ones_like(ids[:, :-1]),
+            position_ids=positions[:, :, :-1],
+            mm_token_type_ids=types[:, :-1],
+            use_cache=True,
+            logits_to_keep=1,
+            **vision,
+        )
+        rope.rope_deltas = deltas  # generate places the new tokens' mRoPE positions with it
+        cache = prefill.past_key_values
+        cache.batch_repeat_interleave(params.n)
+        full = ids.expand(params.n, -1)
+        out = self.model.generate(
+            input_ids=full,
+            attention_mask=torch.ones_like(full),
+            mm_token_type_ids=types.expand(params.n, -1),
+            past_key_values=cache,
+            **self._generate_kwargs(params),
+        )
+        return self._split(out[:, ids.shape[1] :].tolist())
+
+    def _generate_kwargs(self, params: SamplingParams) -> dict:
         sampling = (
             {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k or None}
-            if sample
+            if params.temperature > 0
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         )
-        out = self.model.generate(
-            **inputs,
+        return {
             **sampling,
-            max_new_tokens=params.max_new_tokens,
-            suppress_tokens=self.adapter.blocked_token_ids,
-            eos_token_id=self.adapter.eos_token_ids,
-            pad_token_id=self.adapter.pad_token_id,
-        )
-        generated = out[:, batch.prompt_width :].tolist()
+            "max_new_tokens": params.max_new_tokens,
+            "suppress_tokens": self.adapter.blocked_token_ids,
+            "eos_token_id": self.adapter.eos_token_ids,
+            "pad_token_id": self.adapter.pad_token_id,
+        }
+
+    def _split(self, generated: list[list[int]]) -> tuple[list[list[int]], list[bool]]:
+        """Each row up to and including its first EOS, and whether it had none (truncated)."""
         eos = set(self.adapter.eos_token_ids)
         completions, truncated = [], []
         for row in generated:

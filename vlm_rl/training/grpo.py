@@ -59,7 +59,7 @@ class GRPOTrainer(Trainer):
         self.shared_prefix = config.model.shared_prefix and not config.model.gradient_checkpointing
         self.timer = PhaseTimer()
         self.token_weight_fn = get_token_weight_fn(algo.token_weighting) if algo.token_weighting != "none" else None
-        self.engine = HFRolloutEngine(self.policy, self.adapter)
+        self.engine = HFRolloutEngine(self.policy, self.adapter, shared_prefill=config.rollout.shared_prefill)
         r = config.rollout
         self.sampling = SamplingParams(
             n=r.num_generations, max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k

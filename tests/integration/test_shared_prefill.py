@@ -1,0 +1,62 @@
+"""Generation with a shared prefill (each prompt run once, its cache repeated for its n samples) gives the
+same greedy tokens as `generate` on the repeated prompts, for video, image and text-only prompts, and
+keeps sampling's EOS and truncation bookkeeping."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data_pipelines.formats.video_r1 import load_samples
+from vlm_rl.models.loading import load_adapter, load_model
+from vlm_rl.models.prompt_encoder import PromptEncoder
+from vlm_rl.rollout import HFRolloutEngine, SamplingParams
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def setup(run_config, synthetic_data, tmp_path):
+    adapter = load_adapter(run_config.model.path)
+    model = load_model(run_config.model, trainable=False)
+    encoder = PromptEncoder(adapter, run_config.data)
+    samples = load_samples(synthetic_data.train_path)
+    image = tmp_path / "frame.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (56, 56, 3), dtype=np.uint8)).save(image)
+    video, other = samples[0], next(s for s in samples if s.problem != samples[0].problem)
+    prompts = [
+        encoder.encode(video),
+        encoder.encode_variant(dataclasses.replace(other, data_type="image", media_path=image)),
+        encoder.encode_variant(dataclasses.replace(other, data_type="text", media_path=None)),
+        encoder.encode(other),
+    ]
+    assert prompts[0].pixel_values_videos is not None and prompts[1].pixel_values is not None
+    assert prompts[2].pixel_values is None and prompts[2].pixel_values_videos is None
+    return model, adapter, prompts
+
+
+def test_greedy_tokens_equal_the_repeated_prompt_generation(setup):
+    model, adapter, prompts = setup
+    params = SamplingParams(n=3, max_new_tokens=12, temperature=0.0)
+    batched = HFRolloutEngine(model, adapter).generate(prompts, params)
+    shared = HFRolloutEngine(model, adapter, shared_prefill=True).generate(prompts, params)
+    assert shared.completion_ids == batched.completion_ids
+    assert shared.truncated == batched.truncated and shared.texts == batched.texts
+    assert torch.equal(shared.group_ids, batched.group_ids)
+
+
+def test_sampling_with_a_shared_prefill_respects_the_engine_rules(setup):
+    model, adapter, prompts = setup
+    torch.manual_seed(0)
+    out = HFRolloutEngine(model, adapter, shared_prefill=True).generate(prompts, SamplingParams(n=4, max_new_tokens=10, temperature=1.0))
+    assert len(out) == 16 and out.group_ids.tolist() == [g for g in range(4) for _ in range(4)]
+    eos = set(adapter.eos_token_ids)
+    for ids, cut in zip(out.completion_ids, out.truncated):
+        assert not set(ids) & set(adapter.blocked_token_ids), "vision placeholders are never generated"
+        assert cut == (ids[-1] not in eos) and (cut or len(ids) <= 10)
+        assert not cut or len(ids) == 10
+    assert len({tuple(ids) for ids in out.completion_ids[:4]}) > 1, "the samples of a group differ"

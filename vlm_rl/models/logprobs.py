@@ -12,9 +12,11 @@ Two forms give the same numbers (equal up to float summation order, tested to 1e
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import torch
 
-from vlm_rl.models.adapter import Batch
+from vlm_rl.models.adapter import Batch, PromptInputs
 
 VISION_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "pixel_values", "image_grid_thw")
 
@@ -53,6 +55,49 @@ def _batched_logits(model, batch: Batch) -> torch.Tensor:
     return model(**inputs, logits_to_keep=c_len + 1, use_cache=False).logits[:, :-1].float()
 
 
+class PromptPrefill(NamedTuple):
+    """One prompt run once with its KV cache kept: its ids [1, P] and mRoPE positions [3, 1, P], and the
+    model output of the prefilled part (logits of its last position, ``past_key_values``)."""
+
+    ids: torch.Tensor
+    token_types: torch.Tensor
+    positions: torch.Tensor
+    output: Any
+
+
+def prefill_prompt(model, prompt: PromptInputs, *, leave_last: bool = False) -> PromptPrefill:
+    """Forward one prompt (text and vision) with a fresh cache and explicit mRoPE positions.
+
+    ``leave_last`` prefills all but the last token, for `generate` to continue from. The model's
+    stored ``rope_deltas`` are set to this prompt's, so a continuation that relies on them (HF
+    `generate` with a cache) places its new tokens after the prompt.
+    """
+    device = next(model.parameters()).device
+    ids = prompt.input_ids[None].to(device)
+    token_types = prompt.mm_token_type_ids[None].to(device)
+    vision = {k: getattr(prompt, k).to(device) for k in VISION_KEYS if getattr(prompt, k) is not None}
+    rope = next(m for m in model.modules() if hasattr(m, "get_rope_index"))
+    positions, deltas = rope.get_rope_index(
+        ids,
+        token_types,
+        image_grid_thw=vision.get("image_grid_thw"),
+        video_grid_thw=vision.get("video_grid_thw"),
+        second_per_grid_ts=vision.get("second_per_grid_ts"),
+    )
+    end = ids.shape[1] - 1 if leave_last else ids.shape[1]
+    output = model(
+        input_ids=ids[:, :end],
+        attention_mask=torch.ones_like(ids[:, :end]),
+        position_ids=positions[:, :, :end],
+        mm_token_type_ids=token_types[:, :end],
+        use_cache=True,
+        logits_to_keep=1,
+        **vision,
+    )
+    rope.rope_deltas = deltas
+    return PromptPrefill(ids, token_types, positions, output)
+
+
 def _shared_prefix_logits(model, batch: Batch) -> torch.Tensor:
     """The same logits with each prompt computed once for its rows (Prefix Grouper's idea, done with
     the model's KV cache): forward the prompt alone, repeat its cache for its G rows, forward the G
@@ -60,34 +105,15 @@ def _shared_prefix_logits(model, batch: Batch) -> torch.Tensor:
     if not batch.prompts:
         raise ValueError("the shared-prefix forward needs a Batch built by QwenVLAdapter.collate (prompts and repeats)")
     device = next(model.parameters()).device
-    rope = next(m for m in model.modules() if hasattr(m, "get_rope_index"))
     c_len = batch.completion_ids.shape[1]
     completion_attention = batch.model_inputs["attention_mask"][:, batch.prompt_width :]
     rows, start = [], 0
     for prompt, repeats in zip(batch.prompts, batch.repeats):
-        ids = prompt.input_ids[None].to(device)
-        token_types = prompt.mm_token_type_ids[None].to(device)
-        vision = {k: getattr(prompt, k).to(device) for k in VISION_KEYS if getattr(prompt, k) is not None}
-        positions, _ = rope.get_rope_index(
-            ids,
-            token_types,
-            image_grid_thw=vision.get("image_grid_thw"),
-            video_grid_thw=vision.get("video_grid_thw"),
-            second_per_grid_ts=vision.get("second_per_grid_ts"),
-        )
-        out = model(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            position_ids=positions,
-            mm_token_type_ids=token_types,
-            use_cache=True,
-            logits_to_keep=1,
-            **vision,
-        )
-        cache = out.past_key_values
+        prefill = prefill_prompt(model, prompt)
+        cache = prefill.output.past_key_values
         cache.batch_repeat_interleave(repeats)
-        length = ids.shape[1]
-        text = positions.max() + 1 + torch.arange(c_len, device=device)
+        length = prefill.ids.shape[1]
+        text = prefill.positions.max() + 1 + torch.arange(c_len, device=device)
         completion_mask = completion_attention[start : start + repeats].to(device)
         completion_out = model(
             input_ids=batch.completion_ids[start : start + repeats].to(device),
@@ -97,7 +123,7 @@ def _shared_prefix_logits(model, batch: Batch) -> torch.Tensor:
             cache_position=torch.arange(length, length + c_len, device=device),
             use_cache=True,
         )
-        first = out.logits[:, -1:].expand(repeats, 1, -1)
+        first = prefill.output.logits[:, -1:].expand(repeats, 1, -1)
         rows.append(torch.cat([first, completion_out.logits[:, :-1]], dim=1).float())
         start += repeats
     return torch.cat(rows)

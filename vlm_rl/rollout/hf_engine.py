@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
-from vlm_rl.models.logprobs import VISION_KEYS
+from vlm_rl.models.logprobs import prefill_prompt
 from vlm_rl.rollout.base import Rollouts, SamplingParams
 
 
@@ -57,39 +57,18 @@ class HFRolloutEngine:
         """One prompt: prefill all but its last token once (vision included), repeat the cache n times,
         and let `generate` continue from it with the last prompt token."""
         (prompt,) = prompts
-        device = next(self.model.parameters()).device
-        ids = prompt.input_ids[None].to(device)
-        types = prompt.mm_token_type_ids[None].to(device)
-        vision = {k: getattr(prompt, k).to(device) for k in VISION_KEYS if getattr(prompt, k) is not None}
-        rope = next(m for m in self.model.modules() if hasattr(m, "get_rope_index"))
-        positions, deltas = rope.get_rope_index(
-            ids,
-            types,
-            image_grid_thw=vision.get("image_grid_thw"),
-            video_grid_thw=vision.get("video_grid_thw"),
-            second_per_grid_ts=vision.get("second_per_grid_ts"),
-        )
-        prefill = self.model(
-            input_ids=ids[:, :-1],
-            attention_mask=torch.ones_like(ids[:, :-1]),
-            position_ids=positions[:, :, :-1],
-            mm_token_type_ids=types[:, :-1],
-            use_cache=True,
-            logits_to_keep=1,
-            **vision,
-        )
-        rope.rope_deltas = deltas  # generate places the new tokens' mRoPE positions with it
-        cache = prefill.past_key_values
+        prefill = prefill_prompt(self.model, prompt, leave_last=True)
+        cache = prefill.output.past_key_values
         cache.batch_repeat_interleave(params.n)
-        full = ids.expand(params.n, -1)
+        full = prefill.ids.expand(params.n, -1)
         out = self.model.generate(
             input_ids=full,
             attention_mask=torch.ones_like(full),
-            mm_token_type_ids=types.expand(params.n, -1),
+            mm_token_type_ids=prefill.token_types.expand(params.n, -1),
             past_key_values=cache,
             **self._generate_kwargs(params),
         )
-        return self._split(out[:, ids.shape[1] :].tolist())
+        return self._split(out[:, full.shape[1] :].tolist())
 
     def _generate_kwargs(self, params: SamplingParams) -> dict:
         sampling = (

@@ -107,12 +107,15 @@ class GRPOTrainer(Trainer):
             rewards.total, rollouts.group_ids, scale_by_std=cfg.algo.scale_by_std, std_mode=cfg.algo.std_mode
         )
         parts = self._loss_parts(prompts, rollouts, rewards, advantages, stats)
-        chunks = [(part.batch, part.rows) for part in parts]
         iterations = cfg.algo.num_iterations
         with self.timer("logprob_passes"):
-            frozen = self._frozen_logps(self.model, chunks) if iterations > 1 else [None] * len(parts)
-            ref_logps = self._frozen_logps(self.ref_model, chunks) if self.ref_model is not None else None
-        old_logps = [part.old_logps if part.old_logps is not None else f for part, f in zip(parts, frozen)]
+            # replayed parts carry their rollout-time log-probs; this step's parts need a snapshot only
+            # when the policy is updated more than once on them
+            old_logps = [
+                part.old_logps if part.old_logps is not None or iterations == 1 else self._frozen_logps(self.model, part.batch)
+                for part in parts
+            ]
+            ref_logps = [self._frozen_logps(self.ref_model, part.batch) for part in parts] if self.ref_model is not None else None
         totals = {"rows": sum(len(p.advantages) for p in parts), "tokens": max(1, int(sum(p.batch.completion_mask.sum() for p in parts)))}
         fresh_logps: list[torch.Tensor] = []
         for iteration in range(iterations):
@@ -351,8 +354,8 @@ class GRPOTrainer(Trainer):
         return chunks
 
     @torch.no_grad()
-    def _frozen_logps(self, model, chunks) -> list[torch.Tensor]:
-        return [completion_logprobs(model, batch, shared_prefix=self.shared_prefix)[0] for batch, _ in chunks]
+    def _frozen_logps(self, model, batch) -> torch.Tensor:
+        return completion_logprobs(model, batch, shared_prefix=self.shared_prefix)[0]
 
     def _chunk_weight(self, mask: torch.Tensor, totals: dict[str, int]) -> float:
         """Share of the step's loss carried by one micro-batch under the configured aggregation."""

@@ -8,7 +8,8 @@ short free text), and the video as ``video_path`` (lmms-eval's ``videos/<Subject
 Multiple-choice records become ``"multiple choice"`` samples with options ``"A. <text>"`` in the
 ``choices`` order. Open-ended answers are free text, so those records become ``"free-form"`` samples:
 the Video-R1 free-form reward (mean ROUGE F) can score them, unlike MMVU's official GPT-4o judge;
-``extra["question_type"]`` keeps the original type for a judge-based scorer.
+``extra["question_type"]`` keeps the original type for a judge-based scorer, and
+``extra["discipline"]`` the discipline of the record's subject (`DISCIPLINES`), for per-discipline accuracy.
 
 Media: a URL is mapped to its path after ``/resolve/<revision>/`` and, like any relative path (a
 leading ``./`` or ``/`` dropped), taken relative to `media_root` (default: the dataset file's
@@ -29,6 +30,21 @@ from data_pipelines.schema import RecordError, Sample
 
 QUESTION_TYPES: dict[str, str] = {"multiple-choice": "multiple choice", "open-ended": "free-form"}
 """MMVU ``question_type`` → `Sample.problem_type`."""
+
+_DISCIPLINE_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "Science": (
+        "Astronomy", "Biology", "Chemistry", "Electromagnetism", "Geography", "Materials Science", "Mechanics",
+        "Modern Physics", "Neurobiology", "Thermodynamics",
+    ),
+    "Engineering": (
+        "Biomedical Engineering", "Civil Engineering", "Computer Science", "Electrical Engineering",
+        "Electronics and Communication", "Mechanical Engineering",
+    ),
+    "Healthcare": ("Basic Medicine", "Clinical Medicine", "Dentistry", "Pharmacy", "Preventive Medicine"),
+    "Humanities and Social Science": ("Art", "Economics", "History", "Law", "Literature", "Management"),
+}
+DISCIPLINES: dict[str, str] = {subject: d for d, subjects in _DISCIPLINE_SUBJECTS.items() for subject in subjects}
+"""MMVU's 27 subjects → its 4 disciplines (the paper's taxonomy; folder names use ``_`` for spaces)."""
 
 _MEDIA_KEYS = ("video_path", "video")
 _CONSUMED = frozenset({"question", "choices", "answer", *_MEDIA_KEYS})
@@ -96,18 +112,30 @@ def _to_sample(
             )
         options = tuple(f"{letter}. {text}" for letter, text in choices.items())
     raw_id = record.get("id")
+    media_path = _video(record, label, root, sizes)
     return Sample(
         sample_id=origin if raw_id is None else str(raw_id),
         problem=question,
         problem_type=problem_type,
         data_type="video",
-        media_path=_video(record, label, root, sizes),
+        media_path=media_path,
         options=options,
         solution=f"<answer>{answer}</answer>",
         answer=answer,
         origin=origin,
-        extra={k: v for k, v in record.items() if k not in _CONSUMED},
+        extra={**{k: v for k, v in record.items() if k not in _CONSUMED}, "discipline": _discipline(record, media_path)},
     )
+
+
+def _discipline(record: dict[str, Any], media_path: Path) -> str:
+    """The discipline of the record's subject (``metadata.subject``, else the video's folder).
+
+    A subject outside MMVU's 27 gives ``"unmapped: <subject>"``, a row of its own in the report.
+    """
+    metadata = record.get("metadata")
+    subject = metadata.get("subject") if isinstance(metadata, dict) else None
+    subject = str(subject or media_path.parent.name).replace("_", " ").strip()
+    return DISCIPLINES.get(subject, f"unmapped: {subject}")
 
 
 def _choices(record: dict[str, Any], label: str) -> dict[str, str]:

@@ -111,6 +111,9 @@ def test_mmvu_mc_takes_only_multiple_choice_items_per_subject(mmvu_root, tiny_mo
     main(["eval", "--model", str(tiny_model_dir), "--benchmark", "mmvu", "--data-root", str(mmvu_root), "--out", str(out), *FAST])
     report = json.loads((out / "mmvu_mc.json").read_text())
     assert report["n"] == 2 and set(report["by_group"]["subject"]) == {"Art", "Mechanics"}
+    disciplines = report["by_group"]["discipline"]
+    assert set(disciplines) == {"Science", "Humanities and Social Science"}
+    assert [disciplines[d]["n"] for d in sorted(disciplines)] == [1, 1]
     assert report["settings"]["prompt_template"] == "video_r1_eval"
 
 

@@ -318,6 +318,25 @@ def test_mmvu_multiple_choice_and_open_ended(mmvu_root: Path) -> None:
     assert open_ended.solution == "<answer>Match cut</answer>" and open_ended.answer == "Match cut"
     assert open_ended.media_path == (mmvu_root / "videos" / "Art" / "98.mp4").absolute()
     assert open_ended.extra["question_type"] == "open-ended"
+    assert (mc.extra["discipline"], open_ended.extra["discipline"]) == ("Science", "Humanities and Social Science")
+
+
+def test_mmvu_discipline_from_the_video_folder_and_unmapped_subjects(mmvu_root: Path) -> None:
+    from data_pipelines.formats.mmvu import DISCIPLINES
+
+    assert len(DISCIPLINES) == 27 and set(DISCIPLINES.values()) == {
+        "Science", "Engineering", "Healthcare", "Humanities and Social Science"
+    }
+    folder = mmvu_root / "videos" / "Modern_Physics"
+    folder.mkdir(parents=True)
+    (folder / "1.mp4").write_bytes(b"not decoded here")
+    no_metadata = {k: v for k, v in MMVU_MC.items() if k != "metadata"} | {"video_path": "videos/Modern_Physics/1.mp4"}
+    no_metadata.pop("video", None)
+    unknown = MMVU_MC | {"metadata": {"subject": "Alchemy"}}
+    path = write_json(mmvu_root / "validation.json", [no_metadata, unknown])
+    physics, alchemy = load_mmvu(path)
+    assert physics.extra["discipline"] == "Science"
+    assert alchemy.extra["discipline"] == "unmapped: Alchemy"
 
 
 def test_mmvu_video_path_forms_and_media_root(mmvu_root: Path, tmp_path: Path) -> None:

@@ -45,9 +45,9 @@ def benchmark_jobs(benchmark: str, *, data_root: Path | None, data: Path | None,
     if benchmark == "mmvu":
         root = _root(data_root, benchmark)
         if mode == "mc":
-            return [EvalJob("mmvu_mc", root / "validation.json", CONFIGS / "eval_mmvu_mc.yaml", ("subject",), {"multiple_choice_only": True})]
+            return [EvalJob("mmvu_mc", root / "validation.json", CONFIGS / "eval_mmvu_mc.yaml", ("discipline", "subject"), {"multiple_choice_only": True})]
         if mode == "official":
-            return [EvalJob("mmvu_official", root / "validation.json", CONFIGS / "eval_mmvu_official.yaml", ("subject",), judge=True)]
+            return [EvalJob("mmvu_official", root / "validation.json", CONFIGS / "eval_mmvu_official.yaml", ("discipline", "subject"), judge=True)]
         raise ConfigError(f"--mode: {mode!r} is not 'mc' or 'official'")
     if benchmark == "synthetic" or benchmark is None:
         if data is None:

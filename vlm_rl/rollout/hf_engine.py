@@ -28,7 +28,13 @@ class HFRolloutEngine:
         self.shared_prefill = shared_prefill
 
     @torch.no_grad()
-    def generate(self, prompts: Sequence[PromptInputs], params: SamplingParams) -> Rollouts:
+    def generate(self, prompts: Sequence[PromptInputs], params: SamplingParams, *, streamer=None) -> Rollouts:
+        """Sample `params.n` completions per prompt.
+
+        A transformers `streamer` (for one prompt with n = 1) receives the tokens as they are generated.
+        """
+        if streamer is not None and len(prompts) * params.n != 1:
+            raise ValueError(f"a streamer needs a single completion, got {len(prompts)} prompts x n={params.n}")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -37,7 +43,7 @@ class HFRolloutEngine:
             completions: list[list[int]] = []
             truncated: list[bool] = []
             for start in range(0, len(prompts), per_call):
-                ids, cut = generate(prompts[start : start + per_call], params)
+                ids, cut = generate(prompts[start : start + per_call], params, streamer)
                 completions.extend(ids)
                 truncated.extend(cut)
         finally:
@@ -46,14 +52,18 @@ class HFRolloutEngine:
         group_ids = torch.arange(len(prompts)).repeat_interleave(params.n)
         return Rollouts(completions, texts, truncated, group_ids)
 
-    def _generate_chunk(self, prompts: Sequence[PromptInputs], params: SamplingParams) -> tuple[list[list[int]], list[bool]]:
+    def _generate_chunk(
+        self, prompts: Sequence[PromptInputs], params: SamplingParams, streamer=None
+    ) -> tuple[list[list[int]], list[bool]]:
         batch = self.adapter.collate(prompts, repeats=params.n)
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) for k, v in batch.model_inputs.items()}
-        out = self.model.generate(**inputs, **self._generate_kwargs(params))
+        out = self.model.generate(**inputs, **self._generate_kwargs(params), streamer=streamer)
         return self._split(out[:, batch.prompt_width :].tolist())
 
-    def _generate_shared(self, prompts: Sequence[PromptInputs], params: SamplingParams) -> tuple[list[list[int]], list[bool]]:
+    def _generate_shared(
+        self, prompts: Sequence[PromptInputs], params: SamplingParams, streamer=None
+    ) -> tuple[list[list[int]], list[bool]]:
         """One prompt: prefill all but its last token once (vision included), repeat the cache n times,
         and let `generate` continue from it with the last prompt token."""
         (prompt,) = prompts
@@ -67,6 +77,7 @@ class HFRolloutEngine:
             mm_token_type_ids=prefill.token_types.expand(params.n, -1),
             past_key_values=cache,
             **self._generate_kwargs(params),
+            streamer=streamer,
         )
         return self._split(out[:, full.shape[1] :].tolist())
 

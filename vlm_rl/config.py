@@ -93,8 +93,28 @@ class DataConfig:
 
 
 @dataclass
+class VLLMConfig:
+    gpu_memory_utilization: float = _f(
+        0.3, "Fraction of GPU memory vLLM may take (colocated: leave the rest to training; a serve-only GPU: 0.9)."
+    )
+    tensor_parallel_size: int = _f(1, "GPUs one vLLM engine spans.")
+    max_model_len: int | None = _f(None, "Longest prompt + completion in tokens (None = the model's limit).")
+    dtype: str = _f("bfloat16", "Weight and activation dtype inside vLLM.")
+    sleep: bool = _f(True, "Colocated: release vLLM's GPU memory (weights to CPU, KV cache freed) outside generation.")
+    server_url: str = _f("http://127.0.0.1:8000", "Engine vllm-server: base URL of `vlm-rl vllm-serve`.")
+    timeout_s: float = _f(600.0, "Engine vllm-server: seconds one HTTP request may take.")
+    sync_chunk_mb: int = _f(512, "Engine vllm-server: weights are pushed in pieces of at most this many MiB.")
+
+
+@dataclass
 class RolloutConfig:
-    engine: Literal["hf"] = _f("hf", "Rollout engine: hf (transformers generate; CPU or GPU).")
+    engine: Literal["hf", "vllm", "vllm-server"] = _f(
+        "hf",
+        "Rollout engine: hf (transformers generate; CPU or GPU), vllm (vLLM inside each training process, weights "
+        "synced after every optimizer step; CUDA), vllm-server (a `vlm-rl vllm-serve` on other GPUs, weights pushed "
+        "over HTTP).",
+    )
+    vllm: VLLMConfig = _sub(VLLMConfig, "vLLM engine settings (engine vllm or vllm-server).")
     num_generations: int = _f(8, "Group size G: completions sampled per prompt.")
     max_new_tokens: int = _f(256, "Longest completion; longer ones are cut and marked truncated.")
     temperature: float = _f(1.0, "Sampling temperature (0 = greedy).")
@@ -240,6 +260,9 @@ class EvalConfig:
     top_p: float = _f(1.0, "Nucleus threshold when sampling.")
     batch_size: int = _f(16, "Prompts per generate call.")
     mc_mode: Literal["strict", "lenient"] = _f("strict", "Multiple-choice scoring: exact letter (GRPO-CARE) or first letter.")
+    engine: Literal["hf", "vllm"] = _f(
+        "hf", "`vlm-rl eval` generation: hf (transformers) or vllm (CUDA; settings from rollout.vllm; raise batch_size)."
+    )
 
 
 @dataclass
@@ -370,6 +393,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("data.video.min_pixels is larger than data.video.max_pixels")
     if config.rollout.num_generations < 1:
         raise ConfigError("rollout.num_generations must be at least 1")
+    if config.rollout.shared_prefill and config.rollout.engine != "hf":
+        raise ConfigError("rollout.shared_prefill belongs to the hf engine; vLLM shares prompt prefixes itself (prefix caching)")
     if config.trainer.prompts_per_step % config.trainer.micro_batch_prompts:
         raise ConfigError("trainer.prompts_per_step must be a multiple of trainer.micro_batch_prompts")
     from vlm_rl.algorithms import ADVANTAGE_ESTIMATORS, POLICY_LOSSES, REGRESSION_LOSSES

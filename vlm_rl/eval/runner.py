@@ -20,7 +20,7 @@ from vlm_rl.media import MediaError
 from vlm_rl.models.adapter import QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import accuracy_reward, extract_answer, find_answer, format_reward
-from vlm_rl.rollout import HFRolloutEngine, SamplingParams
+from vlm_rl.rollout import HFRolloutEngine, RolloutEngine, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ def evaluate(
     group_by: Sequence[str] = (),
     settings: dict[str, Any] | None = None,
     progress: bool = False,
+    engine: RolloutEngine | None = None,
 ) -> EvalReport:
     """Answer every sample once (greedy when cfg.temperature == 0) and score it.
 
@@ -116,6 +117,7 @@ def evaluate(
     already there (a killed evaluation resumes and gives the same report); the file's first line
     records `settings`, and a rerun with other settings is refused. `group_by` names record
     fields (looked up in ``sample.extra`` and its ``metadata``) to break accuracy down by.
+    `engine` replaces transformers generation with `model` (e.g. a vLLM engine; `model` is then unused).
     """
     if not samples:
         raise ValueError("evaluation needs at least one record")
@@ -123,7 +125,7 @@ def evaluate(
     scorer = scorer or rule_scorer(cfg.mc_mode)
     settings = {**asdict(cfg), "prompt_template": encoder.data.prompt_template, **(settings or {})}
     done = _resume(Path(items_path), settings) if items_path is not None else {}
-    engine = HFRolloutEngine(model, adapter)
+    engine = engine or HFRolloutEngine(model, adapter)
     params = SamplingParams(n=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
     todo = [s for s in samples if s.origin not in done]
     bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="eval", unit="item", disable=not progress)

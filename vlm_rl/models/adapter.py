@@ -20,6 +20,19 @@ VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision
 SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 
 
+@dataclass(frozen=True, eq=False)
+class PromptSource:
+    """What the processor was given for one prompt: the rendered text and the sampled media.
+
+    Engines that run their own processor (vLLM) rebuild the same inputs from it; `video.frames`
+    is shared with the frame cache, so keeping it costs no copy.
+    """
+
+    text: str
+    video: VideoClip | None = None
+    images: tuple[Image.Image, ...] = ()
+
+
 @dataclass(frozen=True)
 class PromptInputs:
     """One processed prompt (batch dimension removed): token ids and its vision features.
@@ -35,6 +48,7 @@ class PromptInputs:
     second_per_grid_ts: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None
     image_grid_thw: torch.Tensor | None = None
+    source: PromptSource | None = None
 
     @property
     def length(self) -> int:
@@ -42,8 +56,9 @@ class PromptInputs:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the processed tensors (the source's frames belong to the frame cache)."""
         tensors = (getattr(self, f.name) for f in fields(self))
-        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,7 @@ class QwenVLAdapter:
             second_per_grid_ts=_as_tensor(out.get("second_per_grid_ts")),
             pixel_values=out.get("pixel_values"),
             image_grid_thw=out.get("image_grid_thw"),
+            source=PromptSource(text, video, tuple(images)),
         )
         self._check_vision_tokens(inputs)
         return inputs

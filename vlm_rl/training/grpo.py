@@ -27,7 +27,8 @@ from vlm_rl.models.adapter import PromptInputs
 from vlm_rl.models.loading import load_model
 from vlm_rl.models.logprobs import completion_logprobs
 from vlm_rl.rewards import RewardPipeline, RewardResult, format_reward
-from vlm_rl.rollout import HFRolloutEngine, Rollouts, SamplingParams
+from vlm_rl.rollout import Rollouts, SamplingParams
+from vlm_rl.rollout.factory import make_engine
 from vlm_rl.training.base import Trainer
 from vlm_rl.training.care import ConsistencyReference
 from vlm_rl.training.difficulty import DifficultyAugmentation
@@ -59,12 +60,15 @@ class GRPOTrainer(Trainer):
         self.shared_prefix = config.model.shared_prefix and not config.model.gradient_checkpointing
         self.timer = PhaseTimer()
         self.token_weight_fn = get_token_weight_fn(algo.token_weighting) if algo.token_weighting != "none" else None
-        self.engine = HFRolloutEngine(self.policy, self.adapter, shared_prefill=config.rollout.shared_prefill)
+        seed = config.seed + self.accelerator.process_index
+        self.engine = make_engine(
+            config.rollout, self.policy, self.adapter, config.model.path, seed=seed, world_size=self.accelerator.num_processes
+        )
+        self._sync_engine_weights()
         r = config.rollout
         self.sampling = SamplingParams(
             n=r.num_generations, max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k
         )
-        seed = config.seed + self.accelerator.process_index
         self.care = (
             ConsistencyReference(self.policy, algo.care, self.adapter.tokenizer, shared_prefix=self.shared_prefix)
             if algo.care.enabled
@@ -373,7 +377,23 @@ class GRPOTrainer(Trainer):
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self._sync_engine_weights()
         return norm
+
+    def _sync_engine_weights(self) -> None:
+        """Give a vLLM engine the policy's weights: every process its own colocated engine, or the main
+        process the shared server (the others still walk the weights: ZeRO-3 gathers are collective)."""
+        sync = getattr(self.engine, "sync_weights", None)
+        if sync is None:
+            return
+        if self.config.rollout.engine == "vllm" or self.is_main:
+            sync(self.policy)
+        else:
+            from vlm_rl.rollout.weight_sync import checkpoint_tensors
+
+            for _ in checkpoint_tensors(self.policy):
+                pass
+        self.accelerator.wait_for_everyone()
 
     def _metrics(self, step, samples, rollouts: Rollouts, rewards, stats: dict[str, float]) -> dict[str, float]:
         lengths = torch.tensor(rollouts.lengths, dtype=torch.float32)

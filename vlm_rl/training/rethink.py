@@ -68,7 +68,9 @@ class ForcedRethinking:
         stats = {"rethink/attempt_rate": len(attempts) / len(rollouts), "rethink/kept_rate": 0.0}
         if not attempts:
             return rollouts, rewards, stats
-        continuations = self.engine.generate([self._extend(prompts, rollouts, row, ids) for row, ids, _ in attempts], self.sampling)
+        continuations = self.engine.generate(
+            [self._extend(prompts, rollouts, row, ids, prefix) for row, ids, prefix in attempts], self.sampling
+        )
         graded = [_ANSWER_BLOCK.sub("", prefix) + text for (_, _, prefix), text in zip(attempts, continuations.texts)]
         group_of = [int(rollouts.group_ids[row]) for row, _, _ in attempts]
         new_rewards = score(self.rewards, samples, Rollouts(continuations.completion_ids, graded, continuations.truncated, torch.tensor(group_of)))
@@ -95,12 +97,15 @@ class ForcedRethinking:
         return rollouts, rewards, stats
 
     @staticmethod
-    def _extend(prompts: Sequence[PromptInputs], rollouts: Rollouts, row: int, prefix_ids: list[int]) -> PromptInputs:
-        """The row's prompt followed by the (truncated) first pass and the trigger, as a generation prompt."""
+    def _extend(prompts: Sequence[PromptInputs], rollouts: Rollouts, row: int, prefix_ids: list[int], prefix: str) -> PromptInputs:
+        """The row's prompt followed by the (truncated) first pass and the trigger, as a generation prompt
+        (token ids for transformers, text for engines that tokenize themselves)."""
         prompt = prompts[int(rollouts.group_ids[row])]
         extra = torch.tensor(prefix_ids, dtype=prompt.input_ids.dtype)
+        source = prompt.source and dataclasses.replace(prompt.source, text=prompt.source.text + prefix)
         return dataclasses.replace(
             prompt,
             input_ids=torch.cat([prompt.input_ids, extra]),
             mm_token_type_ids=torch.cat([prompt.mm_token_type_ids, torch.zeros_like(extra, dtype=prompt.mm_token_type_ids.dtype)]),
+            source=source,
         )

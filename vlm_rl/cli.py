@@ -13,8 +13,9 @@ from vlm_rl.config import ConfigError
 from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
 from vlm_rl.models.loading import ModelLoadError
+from vlm_rl.rollout.vllm_server import VLLMServerError
 
-USER_ERRORS = (ConfigError, RecordError, MediaError, ModelLoadError, ReportError, FileNotFoundError)
+USER_ERRORS = (ConfigError, RecordError, MediaError, ModelLoadError, ReportError, VLLMServerError, FileNotFoundError)
 """Errors about the user's input: printed as one line, without a traceback."""
 
 
@@ -89,7 +90,13 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
     config = load_config(config_path, [*args.overrides, f"model.path={args.model}"])
     samples = load_benchmark_samples(job.data, media_root=config.data.media_root, limit=args.limit, **job.reader_kwargs)
     adapter = load_adapter(config.model.path)
-    model = load_model(config.model, trainable=False)
+    model, engine = None, None
+    if config.eval.engine == "vllm":
+        from vlm_rl.rollout.vllm_engine import LocalVLLM, VLLMRolloutEngine
+
+        engine = VLLMRolloutEngine(LocalVLLM(config.model.path, config.rollout.vllm, seed=config.seed, sleep=False), adapter)
+    else:
+        model = load_model(config.model, trainable=False)
     items = out.with_suffix(".items.jsonl")
     if args.restart:
         items.unlink(missing_ok=True)
@@ -99,6 +106,7 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         "config": str(config_path) if config_path else None,
         "data_settings": to_dict(config.data),
         "scoring": "judge" if job.judge else config.eval.mc_mode,
+        "engine": config.eval.engine,
     }
     report = evaluate(
         model,
@@ -111,6 +119,7 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         group_by=job.group_by,
         settings=settings,
         progress=True,
+        engine=engine,
     )
     report.write(out)
     out.with_suffix(".md").write_text(comparison_table([out], [job.name]) + "\n")
@@ -182,9 +191,33 @@ def _bench(args: argparse.Namespace) -> None:
     if args.worker:
         print(json.dumps(run_mode(args.workload, args.worker, args.steps, args.warmup)))
         return
-    modes = {"all": ["prefill", "shared", "repeated"], "both": ["shared", "repeated"]}.get(args.mode, [args.mode])
+    modes = {"all": ["prefill", "shared", "repeated"], "both": ["shared", "repeated"], "vs-trl": ["prefill", "shared", "trl"]}.get(
+        args.mode, [args.mode]
+    )
+    if "trl" in modes:
+        from vlm_rl.bench_trl import check_trl
+
+        check_trl(args.workload)  # before any output: the one error line
     print(f"workload {args.workload}: {args.steps} timed steps after {args.warmup} warm-up, medians")
     print(bench_table(args.workload, modes, args.steps, args.warmup))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from vlm_rl.demo.app import launch
+    from vlm_rl.demo.settings import DemoConfig, default_cache_dir, parse_auth
+
+    launch(
+        DemoConfig(
+            models=tuple(Path(m) for m in [args.model, *args.compare]),
+            runs=tuple(Path(r) for r in args.runs),
+            host=args.host,
+            port=args.port,
+            auth=parse_auth(args.auth or os.environ.get("VLM_RL_DEMO_AUTH")),
+            max_upload_mb=args.max_upload_mb,
+            max_video_seconds=args.max_video_seconds,
+            cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
+        )
+    )
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -208,6 +241,18 @@ def _config(args: argparse.Namespace) -> None:
         return
     config = load_config(args.config, args.overrides)
     save_config(config, "/dev/stdout")
+
+
+def _vllm_serve(args: argparse.Namespace) -> None:
+    from vlm_rl.config import load_config
+    from vlm_rl.rollout.vllm_engine import LocalVLLM
+    from vlm_rl.rollout.vllm_server import make_server
+
+    config = load_config(args.config, [*args.overrides, f"model.path={args.model}"])
+    backend = LocalVLLM(args.model, config.rollout.vllm, seed=config.seed, sleep=False)
+    server = make_server(backend, args.host, args.port, model=args.model)
+    print(f"serving {args.model} with vLLM on http://{args.host}:{server.server_address[1]}", flush=True)
+    server.serve_forever()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,13 +323,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time complete GRPO steps phase by phase on a synthetic workload")
     p.add_argument("--workload", choices=("video", "image", "long-video"), default="video",
                    help="video: 16 frames at 224x224; image: one 224x224 image; long-video: 64 frames (G=8, 64 new tokens)")
-    p.add_argument("--mode", choices=("all", "both", "prefill", "shared", "repeated"), default="all",
+    p.add_argument("--mode", choices=("all", "both", "vs-trl", "prefill", "shared", "repeated", "trl"), default="all",
                    help="prompt once per group in generation and loss (prefill), in the loss only (shared), or per completion "
-                   "(repeated); both = shared and repeated, all = the three")
+                   "(repeated); trl = TRL's GRPOTrainer at the same settings (image workload only; extra 'bench'); "
+                   "both = shared and repeated, all = the three of this project, vs-trl = prefill, shared and trl")
     p.add_argument("--steps", type=int, default=3, help="timed steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    p.add_argument("--worker", choices=("prefill", "shared", "repeated"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("prefill", "shared", "repeated", "trl"), help=argparse.SUPPRESS)
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("demo", help="Gradio app: answer, sample a group, compare checkpoints, browse runs")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--compare", nargs="*", default=[], metavar="DIR", help="more model directories to compare with")
+    p.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (or folders of runs) to browse")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="user:password required to open the page (or set VLM_RL_DEMO_AUTH)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload")
+    p.add_argument("--max-video-seconds", type=float, default=120.0, help="longest accepted video")
+    p.add_argument("--cache-dir", help="where the bundled examples are written (default ~/.cache/vlm-rl/demo)")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("plot", help="write PNG curves of a run's metrics.jsonl")
     p.add_argument("run_dir")
@@ -299,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="YAML config file")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=_config)
+
+    p = sub.add_parser("vllm-serve", help="serve a model with vLLM over HTTP for rollout.engine=vllm-server (CUDA)")
+    p.add_argument("--model", required=True, help="model directory (the policy's starting weights)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--config", help="YAML config whose rollout.vllm section sets the engine (default: the defaults)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.vllm.tensor_parallel_size=2")
+    p.set_defaults(func=_vllm_serve)
     return parser
 
 

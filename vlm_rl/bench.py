@@ -42,39 +42,60 @@ WORKLOADS = {
 
 MODES = {"repeated": (False, False), "shared": (True, False), "prefill": (True, True)}
 """Mode -> (shared-prefix loss forward, shared prefill in generation)."""
-MODE_LABELS = {"repeated": "repeated prompt", "shared": "shared prefix (loss)", "prefill": "shared prefix (loss + generation)"}
+MODE_LABELS = {
+    "repeated": "repeated prompt",
+    "shared": "shared prefix (loss)",
+    "prefill": "shared prefix (loss + generation)",
+    "trl": "TRL GRPOTrainer",
+}
+"""Mode -> table label; `trl` is TRL's GRPOTrainer at the same settings (`vlm_rl.bench_trl`, image workload only)."""
 
 
-def run_mode(workload_name: str, mode: str, steps: int, warmup: int, seed: int = 0) -> dict[str, float]:
-    """Train `warmup + steps` steps in this process; medians of the timed steps and the peak memory."""
+def bench_config(root: Path, workload_name: str, mode: str, steps: int, warmup: int, seed: int = 0):
+    """Build the `small` tiny model and the workload's records under `root`; the run config of one GRPO mode.
+
+    The TRL baseline (`vlm_rl.bench_trl`) reads its settings from this config too, so both sides train the same
+    model on the same records with the same sampling and optimisation settings.
+    """
     from data_pipelines.synthetic.generator import make_dataset
     from data_pipelines.synthetic.scenes import Difficulty
     from vlm_rl.config import load_config
     from vlm_rl.models.tiny import build_tiny_model
-    from vlm_rl.training.grpo import GRPOTrainer
 
     workload = WORKLOADS[workload_name]
     shared_prefix, shared_prefill = MODES[mode]
+    model = build_tiny_model(root / "model", size="small", seed=seed)
+    n = workload.prompts_per_step * (steps + warmup)
+    data = make_dataset(root / "data", n_train=n, n_test=1, seed=seed, tasks=["count"],
+                        difficulty=Difficulty(frames=workload.frames, size=workload.size, fps=4.0))
+    pixels = workload.size * workload.size
+    train = _as_images(data.train_path, root, pixels) if workload.image else data.train_path
+    return load_config(None, [
+        f"seed={seed}", f"output_dir={root / 'run'}", f"model.path={model}", f"model.shared_prefix={str(shared_prefix).lower()}",
+        f"rollout.shared_prefill={str(shared_prefill).lower()}",
+        f"data.train_files=[{train}]", "data.prompt_template=short", "data.video.fps=null",
+        f"data.video.nframes={workload.frames}", f"data.video.min_pixels={pixels}", f"data.video.max_pixels={pixels}",
+        f"data.image.min_pixels={pixels}", f"data.image.max_pixels={pixels}",
+        f"rollout.num_generations={workload.num_generations}", f"rollout.max_new_tokens={workload.max_new_tokens}",
+        "reward.weights={accuracy: 1.0, format: 1.0}", f"trainer.steps={steps + warmup}",
+        f"trainer.prompts_per_step={workload.prompts_per_step}", f"trainer.micro_batch_prompts={workload.prompts_per_step}",
+        "trainer.sample_every=0", "trainer.save_every=0", "trainer.lr=1e-5",
+    ])
+
+
+def run_mode(workload_name: str, mode: str, steps: int, warmup: int, seed: int = 0) -> dict[str, float | None]:
+    """Train `warmup + steps` steps in this process; medians of the timed steps and the peak memory."""
+    if mode == "trl":
+        from vlm_rl.bench_trl import run_trl
+
+        return run_trl(workload_name, steps, warmup, seed)
+    from vlm_rl.training.grpo import GRPOTrainer
+
+    workload = WORKLOADS[workload_name]
     with tempfile.TemporaryDirectory(prefix="vlm-rl-bench-") as tmp:
         root = Path(tmp)
-        model = build_tiny_model(root / "model", size="small", seed=seed)
-        n = workload.prompts_per_step * (steps + warmup)
-        data = make_dataset(root / "data", n_train=n, n_test=1, seed=seed, tasks=["count"],
-                            difficulty=Difficulty(frames=workload.frames, size=workload.size, fps=4.0))
-        pixels = workload.size * workload.size
-        train = _as_images(data.train_path, root, pixels) if workload.image else data.train_path
-        config = load_config(None, [
-            f"seed={seed}", f"output_dir={root / 'run'}", f"model.path={model}", f"model.shared_prefix={str(shared_prefix).lower()}",
-            f"rollout.shared_prefill={str(shared_prefill).lower()}",
-            f"data.train_files=[{train}]", "data.prompt_template=short", "data.video.fps=null",
-            f"data.video.nframes={workload.frames}", f"data.video.min_pixels={pixels}", f"data.video.max_pixels={pixels}",
-            f"data.image.min_pixels={pixels}", f"data.image.max_pixels={pixels}",
-            f"rollout.num_generations={workload.num_generations}", f"rollout.max_new_tokens={workload.max_new_tokens}",
-            "reward.weights={accuracy: 1.0, format: 1.0}", f"trainer.steps={steps + warmup}",
-            f"trainer.prompts_per_step={workload.prompts_per_step}", f"trainer.micro_batch_prompts={workload.prompts_per_step}",
-            "trainer.sample_every=0", "trainer.save_every=0", "trainer.lr=1e-5",
-        ])
-        trainer = GRPOTrainer(config)
+        trainer = GRPOTrainer(bench_config(root, workload_name, mode, steps, warmup, seed))
+        before_train = _peak_mib()
         trainer.train()
         rows = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()][warmup:]
     rows = [r for r in rows if "sec_per_step" in r]
@@ -84,23 +105,37 @@ def run_mode(workload_name: str, mode: str, steps: int, warmup: int, seed: int =
     completions = workload.prompts_per_step * workload.num_generations
     result["samples_per_s"] = completions / result["step"]
     result["peak_mib"] = _peak_mib()
+    result["before_train_mib"] = before_train  # imports, model, data: what training adds is the difference
+    result["completion_length"] = statistics.median(r["completion_length"] for r in rows)
     return result
 
 
 def bench_table(workload: str, modes: list[str], steps: int, warmup: int) -> str:
-    """Run each mode (see `MODES`) in its own process and format a Markdown table."""
+    """Run each mode (see `MODE_LABELS`) in its own process and format a Markdown table ('—': not measured).
+
+    Under the table, one line per mode: the memory before the first step and the mean completion length.
+    """
     lines = [
         "| mode | step (s) | " + " | ".join(f"{p} (s)" for p in PHASES) + " | samples/s | peak memory (MiB) |",
         "|---" * (len(PHASES) + 4) + "|",
     ]
+    notes = []
     for mode in modes:
         command = [sys.executable, "-m", "vlm_rl.cli", "bench", "--workload", workload, "--steps", str(steps),
                    "--warmup", str(warmup), "--worker", mode]
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        done = subprocess.run(command, check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench worker {mode} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
         r = json.loads(done.stdout.strip().splitlines()[-1])
-        cells = [f"{r['step']:.2f}", *(f"{r[p]:.2f}" for p in PHASES), f"{r['samples_per_s']:.1f}", f"{r['peak_mib']:.0f}"]
+        cells = [f"{r['step']:.2f}", *(_cell(r[p]) for p in PHASES), f"{r['samples_per_s']:.1f}", f"{r['peak_mib']:.0f}"]
         lines.append(f"| {MODE_LABELS[mode]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        notes.append(f"- {MODE_LABELS[mode]}: {r['before_train_mib']:.0f} MiB before the first step, "
+                     f"{r['completion_length']:.1f} tokens per completion")
+    return "\n".join([*lines, "", *notes])
+
+
+def _cell(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.2f}"
 
 
 def _as_images(records_path: Path, root: Path, pixels: int) -> Path:

@@ -10,12 +10,15 @@ from pathlib import Path
 
 from data_pipelines.schema import RecordError
 from vlm_rl.config import ConfigError
+from vlm_rl.demo.settings import DemoError
 from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
 from vlm_rl.models.loading import ModelLoadError
 from vlm_rl.rollout.vllm_server import VLLMServerError
 
-USER_ERRORS = (ConfigError, RecordError, MediaError, ModelLoadError, ReportError, VLLMServerError, FileNotFoundError)
+USER_ERRORS = (
+    ConfigError, RecordError, MediaError, ModelLoadError, ReportError, VLLMServerError, FileNotFoundError, DemoError
+)
 """Errors about the user's input: printed as one line, without a traceback."""
 
 

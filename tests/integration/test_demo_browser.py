@@ -1,0 +1,182 @@
+"""`vlm-rl demo` driven in headless Chromium: upload an mp4, answer, frame strip, think/answer split, bad upload, runs.
+
+Chromium is Debian's (`/usr/bin/chromium`; scripts/test.sh installs it): Playwright's own browser download cannot
+work on these machines. The test fails, never skips, when it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_pipelines.synthetic.mp4 import write_mp4
+from data_pipelines.synthetic.scenes import Difficulty, make_instance
+from vlm_rl.config import DataConfig
+from vlm_rl.demo.completion_view import DIRECT_PREFILL, view_completion
+from vlm_rl.media import VideoSampling, read_video
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+LOGGED = {"sample": "train.json#3", "completion": "<think>I count 2 circles.</think>\n<answer>2</answer>", "reward": 1.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_served(url: str, server: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"vlm-rl demo exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"vlm-rl demo did not serve {url} within {timeout} s:\n{log.read_text()}")
+
+
+def _make_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A 4-frame synthetic mp4, an undecodable "mp4", and a run folder with curves and logged samples."""
+    instance = make_instance("count", np.random.default_rng(3), Difficulty())
+    video = write_mp4(tmp_path / "tiny.mp4", instance.frames, 4.0)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"this is not a video\n" * 8)
+    run = tmp_path / "runs" / "exp"
+    run.mkdir(parents=True)
+    metrics = [{"step": s, "reward": s / 4, "accuracy": s / 8, "loss": 1 / s} for s in (1, 2, 3, 4)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    (run / "samples.jsonl").write_text("".join(json.dumps({"step": 4, **LOGGED}) + "\n" for _ in range(2)))
+    return video, bad, run
+
+
+def _expected_captions(video: Path) -> tuple[list[str], str]:
+    """Captions and frame size of what the model sees under a config-less model's defaults (DataConfig())."""
+    v = DataConfig().video
+    sampling = VideoSampling(
+        fps=v.fps, nframes=v.nframes, min_frames=v.min_frames, max_frames=v.max_frames,
+        min_pixels=v.min_pixels, max_pixels=v.max_pixels, total_pixels=v.total_pixels,
+    )  # fmt: skip
+    clip = read_video(video, sampling)
+    captions = [f"frame {i} · {i / clip.source_fps:.2f} s" for i in clip.indices]
+    return captions, f"{clip.frames.shape[3]}x{clip.frames.shape[2]}"
+
+
+def _upload(page, path: Path) -> None:
+    page.set_input_files("#upload input[type=file]", str(path))
+    page.locator("#upload").get_by_text(path.stem).first.wait_for(timeout=30_000)
+
+
+def _answer_and_wait(page, expect_in_stats: str) -> None:
+    page.click("#answer-btn")
+    page.wait_for_function(
+        "t => (document.querySelector('#stats')?.innerText || '').includes(t)", arg=expect_in_stats, timeout=60_000
+    )
+
+
+def _panels(page) -> tuple[str, str, str]:
+    return page.input_value("#think textarea"), page.input_value("#answer-out textarea"), page.input_value("#raw textarea")
+
+
+@pytest.mark.slow
+def test_demo_in_headless_chromium(tiny_model_dir, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium (scripts/test.sh installs it)"
+    video, bad, run = _make_inputs(tmp_path)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "server.log"
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, "-m", "vlm_rl.cli", "demo", "--model", str(tiny_model_dir), "--port", str(port)]
+    command += ["--runs", str(run.parent), "--cache-dir", str(tmp_path / "cache")]
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait_until_served(url, server, log)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.wait_for_selector("#answer-btn")
+
+            # Upload the mp4, ask, and wait for the streamed answer to finish.
+            _upload(page, video)
+            page.fill("#question textarea", "How many circles are in the video?")
+            page.fill("#max-tokens input[type=number]", "16")
+            page.locator("#max-tokens input[type=number]").press("Enter")
+            _answer_and_wait(page, "tokens in")
+            assert "Answered by" in page.inner_text("#status")
+
+            # The strip shows every sampled frame, resized, with its index and time.
+            captions, size = _expected_captions(video)
+            assert page.locator("#frames .caption-label").all_inner_texts() == captions
+            assert page.locator("#frames img").count() == len(captions)
+            assert f"resized to {size}" in page.inner_text("#frames")
+
+            # The panels are the split of the raw output; the stats count the tokens.
+            think, answer, raw = _panels(page)
+            view = view_completion(raw)
+            assert raw and (think, answer) == (view.think or "", view.answer or "")
+            stats = page.inner_text("#stats")
+            assert int(stats.split(" tokens")[0]) <= 16
+            page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+
+            # Direct mode: the answer starts with TON's empty thought, shown as skipped thinking.
+            page.locator("#mode").get_by_text("direct").click()
+            _answer_and_wait(page, "thinking: skipped")
+            think, answer, raw = _panels(page)
+            assert raw.startswith(DIRECT_PREFILL) and think == ""
+            assert answer == (view_completion(raw).answer or "")
+
+            # A logged completion in the run browser: think and answer parts, curves drawn from metrics.jsonl.
+            page.get_by_role("tab", name="Runs").click()
+            page.click("#run input")
+            page.get_by_role("option", name="runs/exp").click()
+            page.wait_for_selector("#run-samples .vr-card", timeout=30_000)
+            assert page.locator("#run-curves img").count() == 3
+            card = page.locator("#run-samples .vr-card").first.inner_text()
+            assert "I count 2 circles." in card and "reward 1" in card
+
+            # A file that is not a video: a visible one-line error, no traceback, no server path.
+            page.get_by_role("tab", name="Answer").click()
+            page.locator("#upload").get_by_label("Clear").click()
+            _upload(page, bad)
+            page.click("#answer-btn")
+            error = page.locator("#status .vr-error")
+            error.wait_for(timeout=30_000)
+            message = error.inner_text()
+            assert message.startswith("Error: cannot decode video bad.mp4") and "gradio" not in message
+            assert "Traceback" not in page.content()
+            assert page.locator("#frames img").count() == 0
+            page.screenshot(path=str(tmp_path / "demo-bad-upload.png"), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert (tmp_path / "demo.png").stat().st_size > 10_000

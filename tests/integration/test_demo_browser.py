@@ -35,7 +35,11 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--disable-sync",
 ]
-LOGGED = {"sample": "train.json#3", "completion": "<think>I count 2 circles.</think>\n<answer>2</answer>", "reward": 1.0}
+LOGGED = {
+    "sample": "train.json#3",
+    "completion": "<think>I count 2 circles.</think>\n<answer>2</answer>",
+    "reward": 1.0,
+}
 
 
 def _free_port() -> int:
@@ -97,7 +101,11 @@ def _answer_and_wait(page, expect_in_stats: str) -> None:
 
 
 def _panels(page) -> tuple[str, str, str]:
-    return page.input_value("#think textarea"), page.input_value("#answer-out textarea"), page.input_value("#raw textarea")
+    return (
+        page.input_value("#think textarea"),
+        page.input_value("#answer-out textarea"),
+        page.input_value("#raw textarea"),
+    )
 
 
 @pytest.mark.slow

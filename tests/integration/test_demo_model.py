@@ -74,7 +74,7 @@ def test_group_rewards_and_advantages_are_the_training_ones(demo_model, clip):
     assert torch.allclose(advantages, expected)
 
 
-def test_handlers_sample_compare_and_refuse(tiny_model_dir, clip, tmp_path):
+def test_handlers_sample_compare_and_refuse(tiny_model_dir, clip, tmp_path, monkeypatch):
     import gradio as gr
 
     from vlm_rl.demo.app import DemoApp, model_labels
@@ -82,13 +82,14 @@ def test_handlers_sample_compare_and_refuse(tiny_model_dir, clip, tmp_path):
     from vlm_rl.demo.settings import DemoConfig
     from vlm_rl.models.tiny import build_tiny_model
 
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # the upload folder the app trusts
     other = build_tiny_model(tmp_path / "other" / "tiny", size="tiny", seed=1)
     config = DemoConfig(models=(tiny_model_dir, other), cache_dir=tmp_path / "cache")
     labels = model_labels(config.models)
     assert len(set(labels)) == 2
     folder, examples = ensure_examples(config.cache_dir)
     app = DemoApp(config, [DemoModel(p, label) for p, label in zip(config.models, labels)], folder, examples)
-    uploads = Path(gr.utils.get_upload_folder()) / "test-demo-handlers"
+    uploads = Path(gr.utils.get_upload_folder()) / "upload"
     uploads.mkdir(parents=True, exist_ok=True)
     upload = shutil.copy(clip, uploads / "clip.mp4")
     form = [upload, "How many circles?", "", "2", "numerical", 0, 4, 3136, "think-answer", "short", 1.0, 8]

@@ -194,7 +194,9 @@ def test_check_upload_kinds_sizes_and_durations(tmp_path):
 
 
 def test_video_strip_shows_the_sampled_resized_frames(tmp_path):
-    clip = read_video(_clip(tmp_path / "c.mp4", frames=8), VideoSampling(fps=None, nframes=4, min_pixels=3136, max_pixels=3136))
+    clip = read_video(
+        _clip(tmp_path / "c.mp4", frames=8), VideoSampling(fps=None, nframes=4, min_pixels=3136, max_pixels=3136)
+    )
     items, summary = video_strip(clip)
     assert [caption for _, caption in items] == [f"frame {i} · {i / 4:.2f} s" for i in clip.indices]
     assert all(image.size == (clip.frames.shape[3], clip.frames.shape[2]) for image, _ in items)
@@ -254,7 +256,9 @@ def _run(folder: Path, samples: list[dict] | None = None) -> Path:
 
 def test_find_runs_curves_and_samples(tmp_path):
     sample = {"sample": "d.json#0", "completion": "<think>a</think><answer>2</answer>", "reward": 1.0, "accuracy": 1.0}
-    grpo = _run(tmp_path / "runs" / "exp" / "grpo", [{"step": 2, **sample}, {"step": 4, **sample}, {"step": 4, **sample}])
+    grpo = _run(
+        tmp_path / "runs" / "exp" / "grpo", [{"step": 2, **sample}, {"step": 4, **sample}, {"step": 4, **sample}]
+    )
     _run(tmp_path / "runs" / "sft")
     runs = find_runs([tmp_path / "runs"])
     assert runs == {"runs/exp/grpo": grpo, "runs/sft": tmp_path / "runs" / "sft"}

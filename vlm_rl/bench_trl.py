@@ -2,7 +2,7 @@
 
 It builds the same `small` tiny model and the same records as the other modes (`bench_config`), and
 maps that config onto `GRPOConfig`: one prompt x G completions per optimizer step, the same new-token
-limit, sampling temperature / top-p / top-k, beta, clip range, learning rate (constant, AdamW, no weight
+limit, stop and suppressed tokens, sampling temperature / top-p / top-k, beta, clip range, learning rate (constant, AdamW, no weight
 decay), gradient clipping, accuracy + format rewards, float32, no vLLM, no gradient checkpointing. The
 processor is set to the workload's image size, and the worker checks that TRL's prompt tokens (the
 image placeholders included) are exactly the ones this project's encoder produces.
@@ -133,11 +133,14 @@ def _trainer(config, out_dir: Path, timer):
     }
     dataset, prompt_tokens, image_tokens = _dataset(config, adapter)
     model = load_model(config.model)
+    # stop and suppress the tokens our rollout engine does (TRL: the model's eos only, and <|image_pad|>)
+    model.generation_config.eos_token_id = list(adapter.eos_token_ids)
+    generation_kwargs = {"suppress_tokens": list(adapter.blocked_token_ids)}
     model.generate = _timed(timer, "generation", model.generate)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=_reward_funcs(timer),
-        args=GRPOConfig(**grpo_config_kwargs(config, out_dir)),
+        args=GRPOConfig(**grpo_config_kwargs(config, out_dir), generation_kwargs=generation_kwargs),
         train_dataset=dataset,
         processing_class=adapter.processor,
     )

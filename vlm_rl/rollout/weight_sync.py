@@ -35,7 +35,7 @@ def checkpoint_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tens
         if not own:
             continue
         lora = lora_of.get(id(module))
-        with _gathered([t for _, t in own] + (list(lora.parameters()) if lora is not None else [])):
+        with gathered([t for _, t in own] + (list(lora.parameters()) if lora is not None else [])):
             for name, tensor in own:
                 key = _checkpoint_name(f"{module_name}.{name}" if module_name else name)
                 if key is None or tensor.data_ptr() in seen:
@@ -75,8 +75,9 @@ def _checkpoint_name(name: str) -> str | None:
     return ".".join(cleaned)
 
 
-def _gathered(tensors: list[torch.Tensor]) -> contextlib.AbstractContextManager:
-    """DeepSpeed ZeRO-3 partitions parameters (they carry ``ds_id``); gather them for reading."""
+def gathered(tensors: list[torch.Tensor]) -> contextlib.AbstractContextManager:
+    """DeepSpeed ZeRO-3 partitions parameters (they carry ``ds_id``): gather them for reading (collective:
+    every process enters it); a no-op for ordinary tensors."""
     partitioned = [t for t in tensors if hasattr(t, "ds_id")]
     if not partitioned:
         return contextlib.nullcontext()

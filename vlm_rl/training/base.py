@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,13 @@ from vlm_rl.eval.runner import evaluate
 from vlm_rl.models.loading import load_adapter, load_model
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.records import load_records
-from vlm_rl.training.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
+from vlm_rl.training.checkpoint import (
+    find_resume_checkpoint,
+    load_checkpoint,
+    make_staging_dir,
+    save_checkpoint,
+    staging_dir,
+)
 from vlm_rl.training.metrics_log import RunLogger
 from vlm_rl.training.sampler import PromptSampler
 
@@ -36,7 +44,7 @@ class Trainer:
         if not config.data.train_files:
             raise ConfigError("data.train_files is empty; give at least one .json/.jsonl file of records")
         self.config = config
-        self.accelerator = Accelerator()
+        self.accelerator = Accelerator(kwargs_handlers=_process_group_kwargs())
         set_seed(config.seed)
         self.run_dir = Path(config.output_dir)
         self.is_main = self.accelerator.is_main_process
@@ -70,10 +78,17 @@ class Trainer:
             raise ConfigError("no trainable parameters: check model.freeze_vision and model.lora settings")
         optimizer = torch.optim.AdamW(params, lr=config.trainer.lr, weight_decay=config.trainer.weight_decay)
         scheduler = _scheduler(config, optimizer, self.optimizer_steps())
+        self.deepspeed = self.accelerator.state.deepspeed_plugin is not None
+        if self.deepspeed and self.accelerator.state.deepspeed_plugin.zero_stage == 3 and config.model.lora.enabled:
+            raise ConfigError("LoRA under DeepSpeed ZeRO-3 is not supported: use configs/accelerate/zero2.yaml with LoRA")
+        if self.deepspeed:
+            _configure_deepspeed(self.accelerator.state.deepspeed_plugin.deepspeed_config, config, self.accelerator.num_processes)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.start_step = 0
         if resume_from is not None:
-            state = load_checkpoint(resume_from, self.optimizer, self.scheduler)
+            if self.deepspeed:
+                self.model.load_checkpoint(str(resume_from / "deepspeed"), tag=DEEPSPEED_TAG)
+            state = load_checkpoint(resume_from, None if self.deepspeed else self.optimizer, self.scheduler)
             self.sampler.load_state_dict(state.extra["sampler"])
             self.start_step = state.step
         self.logger = RunLogger(self.run_dir, enabled=self.is_main)
@@ -139,23 +154,88 @@ class Trainer:
         return {f"eval/{k}": v for k, v in report.summary().items()}
 
     def save_checkpoint(self, step: int) -> None:
+        """Process 0 writes the checkpoint; under DeepSpeed every process first adds its optimizer shard."""
         self.accelerator.wait_for_everyone()
+        staged = None
+        if self.deepspeed:
+            staged = staging_dir(self.checkpoint_dir, step, shared=True)
+            if self.is_main:
+                make_staging_dir(self.checkpoint_dir, step, shared=True)
+            self.accelerator.wait_for_everyone()
+            self.model.save_checkpoint(str(staged / "deepspeed"), tag=DEEPSPEED_TAG)
+            self.accelerator.wait_for_everyone()
+        state_dict = self._full_state_dict()
         if self.is_main:
             save_checkpoint(
                 self.checkpoint_dir,
                 step,
-                write_model=self.write_model,
+                write_model=lambda path: self.write_model(path, state_dict),
                 write_state=self.write_state,
-                optimizer=self.optimizer,
+                optimizer=None if self.deepspeed else self.optimizer,
                 scheduler=self.scheduler,
                 extra={"sampler": self.sampler.state_dict()},
                 keep=self.config.trainer.keep_checkpoints,
+                staged=staged,
             )
         self.accelerator.wait_for_everyone()
 
-    def write_model(self, path: Path) -> None:
-        self.policy.save_pretrained(path, safe_serialization=True)
+    def _full_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """ZeRO-3 partitions the weights: gather them (on every process) for process 0 to save."""
+        if self.deepspeed and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            return self.accelerator.get_state_dict(self.model)
+        return None
+
+    def write_model(self, path: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        self.policy.save_pretrained(path, safe_serialization=True, state_dict=state_dict)
         self.adapter.processor.save_pretrained(path)
+
+    @contextlib.contextmanager
+    def micro_batch(self, last: bool):
+        """Forward and backward of one micro-batch of a step: gradients add up over the step's
+        micro-batches and are synchronised (DDP all-reduce, DeepSpeed reduce and optimizer step)
+        only after the `last` one."""
+        state = self.accelerator.gradient_state
+        state._set_sync_gradients(last)
+        try:
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
+                yield
+        finally:
+            state._set_sync_gradients(True)
+
+    @contextlib.contextmanager
+    def whole_models(self):
+        """Models loaded inside stay whole on every process. Under ZeRO-3 transformers partitions every
+        model it builds (zero.Init), which suits the trained policy but not frozen copies (reference, EMA)."""
+        plugin = self.accelerator.state.deepspeed_plugin
+        if plugin is None or plugin.zero_stage != 3:
+            yield
+            return
+        from transformers.integrations import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+        try:
+            yield
+        finally:
+            plugin.set_deepspeed_weakref()
+
+    def clip_and_step(self) -> float:
+        """Clip the accumulated gradients to trainer.max_grad_norm, step optimizer and scheduler; the norm.
+
+        Under DeepSpeed the engine already clipped and stepped after the last micro-batch (with the
+        same norm, from its config); the calls here are no-ops there and the norm is the engine's.
+        """
+        max_norm = self.config.trainer.max_grad_norm
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.deepspeed:
+            norm = self.accelerator.clip_grad_norm_(params, max_norm)
+        elif max_norm > 0:
+            norm = self.accelerator.clip_grad_norm_(params, max_norm)
+        else:
+            norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm) if norm is not None else float("nan")
 
     def write_state(self, checkpoint: Path) -> None:
         """Write method-specific state (e.g. an EMA reference) into a checkpoint being assembled."""
@@ -167,11 +247,12 @@ class Trainer:
             self.logger.log(self.config.trainer.steps, summary)
         final = self.run_dir / "final"
         self.accelerator.wait_for_everyone()
+        state_dict = self._full_state_dict()
         if self.is_main:
             model = self.policy
             if hasattr(model, "merge_and_unload"):
                 model = model.merge_and_unload()
-            model.save_pretrained(final, safe_serialization=True)
+            model.save_pretrained(final, safe_serialization=True, state_dict=state_dict)
             self.adapter.processor.save_pretrained(final)
             save_config(self.config, final / "vlm_rl.yaml")
             summary = {
@@ -183,6 +264,29 @@ class Trainer:
             }
             (final / "train_summary.json").write_text(json.dumps(summary, indent=1))
         return final
+
+
+def _process_group_kwargs() -> list:
+    """DeepSpeed without CUDA (this project's CPU test machines): accelerate must be told to use gloo,
+    or each process believes it trains alone while DeepSpeed averages across them."""
+    from accelerate.utils import InitProcessGroupKwargs
+
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    return [InitProcessGroupKwargs(backend="gloo")] if deepspeed and not torch.cuda.is_available() else []
+
+
+DEEPSPEED_TAG = "state"
+"""Tag of DeepSpeed's sharded states inside ``<checkpoint>/deepspeed``."""
+
+
+def _configure_deepspeed(ds: dict, config: RunConfig, world_size: int) -> None:
+    """Our loop, not DeepSpeed, splits a step into micro-batches (`Trainer.micro_batch` marks the last),
+    so DeepSpeed sees one "batch" per step per process and clips with trainer.max_grad_norm."""
+    ds["train_micro_batch_size_per_gpu"] = 1
+    ds["gradient_accumulation_steps"] = 1
+    ds["train_batch_size"] = world_size
+    ds["gradient_clipping"] = config.trainer.max_grad_norm
+    ds["zero_allow_untested_optimizer"] = True
 
 
 def _reload_lora(config: RunConfig, checkpoint: Path):

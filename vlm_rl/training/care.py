@@ -18,6 +18,7 @@ from vlm_rl.models.logprobs import completion_logprobs
 from vlm_rl.models.spans import tokens_in_char_span
 from vlm_rl.rewards import RewardResult
 from vlm_rl.rollout import Rollouts
+from vlm_rl.rollout.weight_sync import gathered
 
 EMA_FILE = "care_ema.safetensors"
 
@@ -33,7 +34,7 @@ class ConsistencyReference:
         self.config = config
         self.tokenizer = tokenizer
         self.shared_prefix = shared_prefix
-        self.model = copy.deepcopy(policy).eval().requires_grad_(False)
+        self.model = _full_copy(policy).eval().requires_grad_(False)
 
     def add_bonus(self, rewards: RewardResult, rollouts: Rollouts, chunks) -> tuple[RewardResult, dict[str, float]]:
         """Rewards with the consistency bonus added (sub-score ``care_bonus``) and the CARE metrics.
@@ -82,7 +83,9 @@ class ConsistencyReference:
         """EMA update when ``optimizer_step`` (1-based) is due; returns whether it happened."""
         if not should_update_ema(optimizer_step, self.config.ema_every):
             return False
-        ema_update_(self.model.parameters(), policy.parameters(), decay=self.config.ema_decay)
+        params = list(policy.parameters())
+        with gathered(params):
+            ema_update_(self.model.parameters(), params, decay=self.config.ema_decay)
         return True
 
     def save(self, directory: Path) -> None:
@@ -96,3 +99,16 @@ class ConsistencyReference:
                 "resume it without CARE or start a fresh run"
             )
         load_model(self.model, str(path), strict=True)
+
+
+def _full_copy(policy: torch.nn.Module) -> torch.nn.Module:
+    """A full copy of the policy; under DeepSpeed ZeRO-3 (partitioned parameters) a fresh model of its
+    class filled with the gathered weights, every process holding the whole EMA reference (build it
+    inside `Trainer.whole_models`, or transformers partitions the fresh model too)."""
+    params = list(policy.parameters())
+    if not any(hasattr(p, "ds_id") for p in params):
+        return copy.deepcopy(policy)
+    model = type(policy)._from_config(policy.config)
+    with gathered(params):
+        model.load_state_dict(policy.state_dict())
+    return model.to(params[0].device)

@@ -44,32 +44,48 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def staging_dir(root: Path, step: int, *, shared: bool = False) -> Path:
+    """Where checkpoint `step` is assembled; `shared` gives every process the same name (DeepSpeed
+    shards are written into it by all processes), otherwise the name carries this process id."""
+    suffix = "shared" if shared else str(os.getpid())
+    return root / f".tmp-step_{step:08d}-{suffix}"
+
+
+def make_staging_dir(root: Path, step: int, *, shared: bool = False) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = staging_dir(root, step, shared=shared)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
 def save_checkpoint(
     root: Path,
     step: int,
     *,
     write_model: Callable[[Path], None],
     write_state: Callable[[Path], None] | None = None,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     scheduler: Any,
     extra: dict[str, Any],
     keep: int,
+    staged: Path | None = None,
 ) -> Path:
     """Write checkpoint `step` under `root` atomically and prune old ones down to `keep`.
 
     `write_model(dir)` writes the model; `write_state(dir)`, if given, adds files beside it.
+    `staged` is a staging directory other processes already wrote into (DeepSpeed's sharded
+    optimizer and scheduler, `optimizer` None); it is completed and renamed like a fresh one.
     """
-    root.mkdir(parents=True, exist_ok=True)
+    tmp = staged if staged is not None else make_staging_dir(root, step)
     final = root / f"step_{step:08d}"
-    tmp = root / f".tmp-step_{step:08d}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     write_model(tmp / "model")
     if write_state is not None:
         write_state(tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / "rng.pt")
     (tmp / STATE_FILE).write_text(json.dumps({"step": step, **extra}, indent=1))
     _fsync_tree(tmp)
@@ -104,10 +120,12 @@ def find_resume_checkpoint(resume: str, root: Path) -> Path | None:
     return path
 
 
-def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> CheckpointState:
-    """Restore optimizer, scheduler and RNG states; the caller loads the model from ``path / 'model'``."""
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any) -> CheckpointState:
+    """Restore optimizer, scheduler and RNG states; the caller loads the model from ``path / 'model'``
+    (and, with `optimizer` None, DeepSpeed's sharded states from ``path / 'deepspeed'``)."""
+    if optimizer is not None:
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     set_rng_state(torch.load(path / "rng.pt", weights_only=False))
     state = json.loads((path / STATE_FILE).read_text())
     step = state.pop("step")

@@ -54,7 +54,8 @@ class GRPOTrainer(Trainer):
         regression = algo.policy_loss in REGRESSION_LOSSES
         self.reg_loss_fn = get_reg_loss_fn(algo.policy_loss) if regression else None
         self.policy_loss_fn = None if regression else get_policy_loss_fn(algo.policy_loss)
-        self.ref_model = load_model(config.model, trainable=False) if algo.beta > 0 else None
+        with self.whole_models():
+            self.ref_model = load_model(config.model, trainable=False) if algo.beta > 0 else None
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
         self.shared_prefix = config.model.shared_prefix and not config.model.gradient_checkpointing
@@ -69,11 +70,12 @@ class GRPOTrainer(Trainer):
         self.sampling = SamplingParams(
             n=r.num_generations, max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k
         )
-        self.care = (
-            ConsistencyReference(self.policy, algo.care, self.adapter.tokenizer, shared_prefix=self.shared_prefix)
-            if algo.care.enabled
-            else None
-        )
+        with self.whole_models():
+            self.care = (
+                ConsistencyReference(self.policy, algo.care, self.adapter.tokenizer, shared_prefix=self.shared_prefix)
+                if algo.care.enabled
+                else None
+            )
         if self.care is not None:
             self.care.model.to(self.accelerator.device)
         self.temporal = (
@@ -124,14 +126,15 @@ class GRPOTrainer(Trainer):
         fresh_logps: list[torch.Tensor] = []
         for iteration in range(iterations):
             for i, part in enumerate(parts):
-                with self.timer("forward"):
-                    old = old_logps[i] if iteration > 0 or part.old_logps is not None else None
-                    ref = ref_logps[i] if ref_logps is not None else None
-                    loss, weight, values, logp, entropy, mask = self._part_loss(part, iteration, old, ref, totals)
+                with self.micro_batch(last=i == len(parts) - 1):
+                    with self.timer("forward"):
+                        old = old_logps[i] if iteration > 0 or part.old_logps is not None else None
+                        ref = ref_logps[i] if ref_logps is not None else None
+                        loss, weight, values, logp, entropy, mask = self._part_loss(part, iteration, old, ref, totals)
+                    with self.timer("backward"):
+                        self.accelerator.backward(loss * weight)
                 if iteration == 0 and part.rows is not None:
                     fresh_logps.append(logp.detach().cpu())
-                with self.timer("backward"):
-                    self.accelerator.backward(loss * weight)
                 if "token_weight_max" in values:
                     stats["token_weight_max"] = max(stats.get("token_weight_max", 1.0), values.pop("token_weight_max"))
                 if iteration == 0:
@@ -368,15 +371,7 @@ class GRPOTrainer(Trainer):
         return mask.shape[0] / totals["rows"]
 
     def _optimizer_step(self) -> float:
-        max_norm = self.config.trainer.max_grad_norm
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if max_norm > 0:
-            norm = float(self.accelerator.clip_grad_norm_(params, max_norm))
-        else:
-            norm = float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        norm = self.clip_and_step()
         self._sync_engine_weights()
         return norm
 

@@ -27,18 +27,16 @@ class SFTTrainer(Trainer):
         targets = [self.target_ids(s) for s in samples]
         total_tokens = sum(len(t) for t in targets)
         loss_sum = 0.0
-        for start in range(0, len(samples), cfg.micro_batch_prompts):
+        starts = range(0, len(samples), cfg.micro_batch_prompts)
+        for start in starts:
             chunk = samples[start : start + cfg.micro_batch_prompts]
             prompts = [self.encoder.encode(s) for s in chunk]
             batch = self.adapter.collate(prompts, 1, targets[start : start + cfg.micro_batch_prompts])
-            logp = completion_logprobs(self.model, batch)[0]
-            mask = batch.completion_mask.to(logp.device)
-            loss = -(logp * mask).sum() / total_tokens
-            self.accelerator.backward(loss)
+            with self.micro_batch(last=start == starts[-1]):
+                logp = completion_logprobs(self.model, batch)[0]
+                mask = batch.completion_mask.to(logp.device)
+                loss = -(logp * mask).sum() / total_tokens
+                self.accelerator.backward(loss)
             loss_sum += loss.item()
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        grad_norm = float(self.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)) if cfg.max_grad_norm > 0 else 0.0
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        grad_norm = self.clip_and_step()
         return {"loss": loss_sum, "grad_norm": grad_norm, "tokens": float(total_tokens)}

@@ -1,17 +1,23 @@
-"""`vlm-rl demo` driven in headless Chromium: upload an mp4, answer, frame strip, think/answer split, bad upload, runs.
+"""`vlm-rl demo` driven in headless Chromium: login, upload an mp4, answer, frame strip, think/answer split, bad
+upload, runs.
 
 Chromium is Debian's (`/usr/bin/chromium`; scripts/test.sh installs it): Playwright's own browser download cannot
 work on these machines. The test fails, never skips, when it is missing.
+
+The model is the tiny random one with a `sequence_bias` in its generation config that makes it write SCRIPT
+whatever it is shown (each prefix of the script outbids the shorter ones), so the panels can be checked exactly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -21,7 +27,7 @@ import pytest
 from data_pipelines.synthetic.mp4 import write_mp4
 from data_pipelines.synthetic.scenes import Difficulty, make_instance
 from vlm_rl.config import DataConfig
-from vlm_rl.demo.completion_view import DIRECT_PREFILL, view_completion
+from vlm_rl.demo.completion_view import DIRECT_PREFILL
 from vlm_rl.media import VideoSampling, read_video
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,6 +41,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--disable-sync",
 ]
+SCRIPT = "<think>I count 2 circles.</think>\n<answer>2</answer>"
 LOGGED = {
     "sample": "train.json#3",
     "completion": "<think>I count 2 circles.</think>\n<answer>2</answer>",
@@ -60,6 +67,19 @@ def _wait_until_served(url: str, server: subprocess.Popen, log: Path, timeout: f
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"vlm-rl demo did not serve {url} within {timeout} s:\n{log.read_text()}")
+
+
+def _scripted_model(tiny_model_dir: Path, folder: Path) -> Path:
+    """A copy of the tiny model whose greedy and sampled output is always SCRIPT followed by <|im_end|>."""
+    from transformers import AutoTokenizer
+
+    shutil.copytree(tiny_model_dir, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ids = tokenizer(SCRIPT, add_special_tokens=False)["input_ids"] + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    config = json.loads((folder / "generation_config.json").read_text())
+    config["sequence_bias"] = [[ids[: k + 1], 100.0 * (k + 1)] for k in range(len(ids))]
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    return folder
 
 
 def _make_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -114,20 +134,27 @@ def test_demo_in_headless_chromium(tiny_model_dir, tmp_path):
 
     assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium (scripts/test.sh installs it)"
     video, bad, run = _make_inputs(tmp_path)
+    model = _scripted_model(tiny_model_dir, tmp_path / "models" / "scripted")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     log = tmp_path / "server.log"
     env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
-    command = [sys.executable, "-m", "vlm_rl.cli", "demo", "--model", str(tiny_model_dir), "--port", str(port)]
+    env["VLM_RL_DEMO_AUTH"] = "ann:test-secret"
+    command = [sys.executable, "-m", "vlm_rl.cli", "demo", "--model", str(model), "--port", str(port)]
     command += ["--runs", str(run.parent), "--cache-dir", str(tmp_path / "cache")]
     with open(log, "w") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_until_served(url, server, log)
+        with pytest.raises(urllib.error.HTTPError, match="401"):  # the app's config needs the login
+            urllib.request.urlopen(url + "config", timeout=10)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
+            page.get_by_label("username").fill("ann")
+            page.get_by_label("password").fill("test-secret")
+            page.get_by_role("button", name="Login").click()
             page.wait_for_selector("#answer-btn")
 
             # Upload the mp4, ask, and wait for the streamed answer to finish.
@@ -144,20 +171,30 @@ def test_demo_in_headless_chromium(tiny_model_dir, tmp_path):
             assert page.locator("#frames img").count() == len(captions)
             assert f"resized to {size}" in page.inner_text("#frames")
 
-            # The panels are the split of the raw output; the stats count the tokens.
+            # The panels are the split of the raw output; the stats count the tokens (the script and its EOS).
             think, answer, raw = _panels(page)
-            view = view_completion(raw)
-            assert raw and (think, answer) == (view.think or "", view.answer or "")
+            assert (raw, think, answer) == (SCRIPT, "I count 2 circles.", "2")
             stats = page.inner_text("#stats")
-            assert int(stats.split(" tokens")[0]) <= 16
+            assert stats.startswith("13 tokens in") and "finished" in stats and "thinking: yes" in stats
             page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+
+            # Sample G against the right answer: four equal rewards (accuracy 1 + format 1), so no learning signal.
+            page.fill("#answer-in textarea", "2")
+            page.get_by_role("tab", name="Sample G").click()
+            page.fill("#group-size input[type=number]", "4")
+            page.locator("#group-size input[type=number]").press("Enter")
+            page.click("#sample-btn")
+            page.locator("#group .vr-card").first.wait_for(timeout=60_000)
+            assert page.locator("#group .vr-card").count() == 4
+            group = page.inner_text("#group")
+            assert group.count("reward 2 (accuracy 1, format 1)") == 4 and group.count("advantage +0.000") == 4
+            assert "every advantage is 0" in group
+            page.get_by_role("tab", name="Answer").click()
 
             # Direct mode: the answer starts with TON's empty thought, shown as skipped thinking.
             page.locator("#mode").get_by_text("direct").click()
             _answer_and_wait(page, "thinking: skipped")
-            think, answer, raw = _panels(page)
-            assert raw.startswith(DIRECT_PREFILL) and think == ""
-            assert answer == (view_completion(raw).answer or "")
+            assert _panels(page) == ("", "2", DIRECT_PREFILL + SCRIPT)
 
             # A logged completion in the run browser: think and answer parts, curves drawn from metrics.jsonl.
             page.get_by_role("tab", name="Runs").click()

@@ -93,6 +93,9 @@ def test_build_sample_types_and_refusals(tmp_path):
     )
     assert build_sample(media, "video", "How many?", problem_type="numerical").problem_type == "numerical"
     assert build_sample(media, "image", "What?").problem_type == "free-form"
+    assert build_sample(media, "image", "What?", answer="a dog").problem_type == "free-form"
+    assert build_sample(media, "video", "How many?", answer=" 1,200 ").problem_type == "numerical"
+    assert build_sample(media, "video", "How many?", answer="0").problem_type == "numerical"
     with pytest.raises(DemoError, match="type a question"):
         build_sample(media, "video", "  ")
     with pytest.raises(DemoError, match="needs options"):

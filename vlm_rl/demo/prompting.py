@@ -12,6 +12,7 @@ from data_pipelines.schema import PROBLEM_TYPES, Sample
 from vlm_rl.config import DataConfig, ImageConfig
 from vlm_rl.demo.completion_view import DIRECT_PREFILL
 from vlm_rl.demo.settings import DemoError
+from vlm_rl.rewards.accuracy import normalize_number
 
 PROMPT_MODES = ("think-answer", "think-or-not (TON)", "direct")
 """think-answer: the question as the model was trained on it; think-or-not: TON's hybrid instruction as system
@@ -94,17 +95,23 @@ def parse_options(text: str) -> tuple[str, ...]:
 def build_sample(
     media: Path, data_type: str, question: str, options: str = "", answer: str = "", problem_type: str = "auto"
 ) -> Sample:
-    """The Sample the form describes; ``problem_type`` "auto" is multiple choice with options, else free-form."""
+    """The Sample the form describes.
+
+    ``problem_type`` "auto" is multiple choice with options, numerical when the correct answer is a number, else
+    free-form (scored with ROUGE, as Video-R1 does).
+    """
     if not question.strip():
         raise DemoError("type a question")
     labelled = parse_options(options)
+    answer = answer.strip()
     if problem_type == "auto":
-        problem_type = "multiple choice" if labelled else "free-form"
+        problem_type = (
+            "multiple choice" if labelled else "numerical" if normalize_number(answer) is not None else "free-form"
+        )
     if problem_type not in PROBLEM_TYPES:
         raise DemoError(f"unknown answer type {problem_type!r}; choose auto or one of {', '.join(PROBLEM_TYPES)}")
     if problem_type in ("multiple choice", "multi-answer") and not labelled:
         raise DemoError(f"a {problem_type} question needs options, one per line")
-    answer = answer.strip()
     return Sample(
         sample_id="demo",
         problem=question.strip(),

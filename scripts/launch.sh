@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run `vlm-rl COMMAND CONFIG [overrides...]` in one process, or in NUM_PROCESSES data-parallel
-# processes with accelerate (ACCELERATE_CONFIG=file picks e.g. a DeepSpeed config).
+# processes with accelerate (ACCELERATE_CONFIG=file picks e.g. a DeepSpeed config in configs/accelerate/;
+# ACCELERATE_ARGS adds launcher options, e.g. the machine rank and main address of a multi-node run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
@@ -9,6 +10,8 @@ if [ "${NUM_PROCESSES:-1}" -le 1 ]; then
     exec .venv/bin/vlm-rl "$command" "$@"
 fi
 launch=(--num_processes "$NUM_PROCESSES")
+read -r -a extra <<< "${ACCELERATE_ARGS:-}"
+launch+=("${extra[@]}")
 if [ -n "${ACCELERATE_CONFIG:-}" ]; then
     launch+=(--config_file "$ACCELERATE_CONFIG")
 else

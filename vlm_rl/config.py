@@ -87,7 +87,10 @@ class DataConfig:
     system_prompt: str | None = _f(None, "System turn; None keeps the chat template's default.")
     shuffle: bool = _f(True, "Shuffle training records each epoch (seeded).")
     limit: int | None = _f(None, "Use only the first N records of the training files.")
-    prompt_cache_mb: int = _f(2048, "Memory for processed prompts (pixel values, token ids) reused across steps and epochs.")
+    prompt_cache_mb: int = _f(
+        2048, "Memory for processed prompts (pixel values, token ids) reused across steps and epochs (0 = process every time)."
+    )
+    frame_cache_mb: int = _f(2048, "Memory for decoded, resized frames and images reused across steps (0 = decode every time).")
     video: VideoConfig = _sub(VideoConfig, "Video frame sampling (qwen-vl-utils semantics, per-record overrides win).")
     image: ImageConfig = _sub(ImageConfig, "Image resizing.")
 

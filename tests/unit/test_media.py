@@ -469,6 +469,27 @@ def test_cache_lru_images_and_errors(tmp_path: Path) -> None:
     assert (cache.hits, cache.misses, len(cache)) == (0, 0, 0)
 
 
+def test_cache_byte_budget_evicts_oldest_and_zero_turns_it_off(tmp_path: Path) -> None:
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (64, 48), (i, 0, 0)).save(paths[-1])
+    resized = FrameCache().get_image(paths[0], ImageSampling())  # smart-resized to multiples of 28
+    one = resized.width * resized.height * 3
+    cache = FrameCache(max_bytes=2 * one)
+    for path in paths:
+        cache.get_image(path, ImageSampling())
+    assert (len(cache), cache.nbytes) == (2, 2 * one)
+    cache.get_image(paths[2], ImageSampling())
+    cache.get_image(paths[0], ImageSampling())  # the oldest was evicted by the byte budget
+    assert (cache.hits, cache.misses) == (1, 4)
+    off = FrameCache(max_bytes=0)
+    first = off.get_image(paths[0], ImageSampling())
+    assert off.get_image(paths[0], ImageSampling()) is not first and (off.hits, off.misses, len(off), off.nbytes) == (0, 2, 0, 0)
+    with pytest.raises(ValueError):
+        FrameCache(max_bytes=-1)
+
+
 def test_cache_is_thread_safe(clips: dict[str, Path]) -> None:
     cache = FrameCache()
     first = cache.get_video(clips["ramp"], VideoSampling(), "decord")

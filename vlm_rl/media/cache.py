@@ -19,17 +19,22 @@ _T = TypeVar("_T")
 
 
 class FrameCache:
-    """Thread-safe LRU of decoded videos and images, at most ``max_items`` entries.
+    """Thread-safe LRU of decoded videos and images: at most ``max_items`` entries and ``max_bytes`` of pixels.
 
+    An item larger than ``max_bytes`` is returned but not kept, so ``max_bytes=0`` turns caching off.
     Keys are (resolved path, mtime_ns, size, sampling, reader), so a file that changes on disk is decoded again.
     Decoding happens outside the lock: two threads missing the same key at once both decode it (each counts a
     miss) and the later result is kept. Returned clips and images are shared: treat them as read-only.
     """
 
-    def __init__(self, max_items: int = 256) -> None:
+    def __init__(self, max_items: int = 256, max_bytes: int | None = None) -> None:
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0 or None, got {max_bytes}")
         self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.nbytes = 0
         self.hits = 0
         self.misses = 0
         self._items: OrderedDict[Hashable, object] = OrderedDict()
@@ -43,6 +48,7 @@ class FrameCache:
         """Drop every entry and reset the counters."""
         with self._lock:
             self._items.clear()
+            self.nbytes = 0
             self.hits = 0
             self.misses = 0
 
@@ -71,8 +77,21 @@ class FrameCache:
             self.misses += 1
         value = load()
         with self._lock:
+            if key in self._items:
+                self.nbytes -= _size(self._items.pop(key))
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+            self.nbytes += _size(value)
+            while self._items and (
+                len(self._items) > self.max_items or (self.max_bytes is not None and self.nbytes > self.max_bytes)
+            ):
+                self.nbytes -= _size(self._items.popitem(last=False)[1])
         return value
+
+
+def _size(item: object) -> int:
+    """Bytes of a cached clip's frames or of an image's pixels."""
+    if isinstance(item, VideoClip):
+        return item.frames.numel() * item.frames.element_size()
+    if isinstance(item, Image.Image):
+        return item.width * item.height * len(item.getbands())
+    raise TypeError(f"cannot size a cached {type(item).__name__}")

@@ -16,7 +16,8 @@ from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
 
 
 class PromptEncoder:
-    """Encodes samples once and keeps recent results within `data.prompt_cache_mb` (frames are cached separately)."""
+    """Encodes samples once and keeps recent results within `data.prompt_cache_mb`; decoded frames are kept
+    separately within `data.frame_cache_mb` (for variants: shuffled, noised or hinted prompts). 0 turns either off."""
 
     def __init__(self, adapter: QwenVLAdapter, data: DataConfig) -> None:
         self.adapter = adapter
@@ -32,7 +33,7 @@ class PromptEncoder:
             total_pixels=v.total_pixels,
         )
         self.image_sampling = ImageSampling(min_pixels=data.image.min_pixels, max_pixels=data.image.max_pixels)
-        self.frames = FrameCache()
+        self.frames = FrameCache(max_items=1 << 30, max_bytes=data.frame_cache_mb * 2**20)
         self._prompts: OrderedDict[str, PromptInputs] = OrderedDict()
         self._budget = data.prompt_cache_mb * 2**20
         self._bytes = 0
@@ -51,7 +52,7 @@ class PromptEncoder:
         inputs = self._encode(sample)
         self._prompts[key] = inputs
         self._bytes += inputs.nbytes
-        while self._bytes > self._budget and len(self._prompts) > 1:
+        while self._bytes > self._budget and self._prompts:
             self._bytes -= self._prompts.popitem(last=False)[1].nbytes
         return inputs
 

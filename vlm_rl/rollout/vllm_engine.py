@@ -96,7 +96,9 @@ class LocalVLLM:
 
     def load_weights(self, named: Iterable[tuple[str, torch.Tensor]]) -> int:
         self._wake("weights")
-        return sum(self.llm.collective_rpc(_load_into_worker, args=(named,)))
+        loaded = sum(self.llm.collective_rpc(_load_into_worker, args=(named,)))
+        self.llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
+        return loaded
 
     def _wake(self, *tags: str) -> None:
         todo = [t for t in tags if t in self._asleep]

@@ -4,14 +4,10 @@ keeps sampling's EOS and truncation bookkeeping."""
 
 from __future__ import annotations
 
-import dataclasses
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from prompt_kinds import prompt_kinds
 
-from data_pipelines.formats.video_r1 import load_samples
 from vlm_rl.models.loading import load_adapter, load_model
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rollout import HFRolloutEngine, SamplingParams
@@ -23,19 +19,7 @@ pytestmark = pytest.mark.slow
 def setup(run_config, synthetic_data, tmp_path):
     adapter = load_adapter(run_config.model.path)
     model = load_model(run_config.model, trainable=False)
-    encoder = PromptEncoder(adapter, run_config.data)
-    samples = load_samples(synthetic_data.train_path)
-    image = tmp_path / "frame.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (56, 56, 3), dtype=np.uint8)).save(image)
-    video, other = samples[0], next(s for s in samples if s.problem != samples[0].problem)
-    prompts = [
-        encoder.encode(video),
-        encoder.encode_variant(dataclasses.replace(other, data_type="image", media_path=image)),
-        encoder.encode_variant(dataclasses.replace(other, data_type="text", media_path=None)),
-        encoder.encode(other),
-    ]
-    assert prompts[0].pixel_values_videos is not None and prompts[1].pixel_values is not None
-    assert prompts[2].pixel_values is None and prompts[2].pixel_values_videos is None
+    prompts = prompt_kinds(PromptEncoder(adapter, run_config.data), synthetic_data.train_path, tmp_path)
     return model, adapter, prompts
 
 

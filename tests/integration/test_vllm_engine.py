@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 import torch
 from hf_vllm_backend import HFBackend, process_request
-from PIL import Image
+from prompt_kinds import prompt_kinds
 from safetensors.torch import load_file
 
-from data_pipelines.formats.video_r1 import load_samples
 from vlm_rl.models.loading import load_adapter, load_model
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rollout import HFRolloutEngine, SamplingParams
@@ -36,16 +35,7 @@ VISION = ("input_ids", "pixel_values_videos", "video_grid_thw", "second_per_grid
 @pytest.fixture
 def setup(run_config, synthetic_data, tmp_path):
     adapter = load_adapter(run_config.model.path)
-    encoder = PromptEncoder(adapter, run_config.data)
-    samples = load_samples(synthetic_data.train_path)
-    image = tmp_path / "frame.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 44, 3), dtype=np.uint8)).save(image)
-    video, other = samples[0], next(s for s in samples if s.problem != samples[0].problem)
-    prompts = [
-        encoder.encode(video),
-        encoder.encode_variant(dataclasses.replace(other, data_type="image", media_path=image)),
-        encoder.encode_variant(dataclasses.replace(other, data_type="text", media_path=None)),
-    ]
+    prompts = prompt_kinds(PromptEncoder(adapter, run_config.data), synthetic_data.train_path, tmp_path)
     return run_config, adapter, prompts
 
 

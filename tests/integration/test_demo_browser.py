@@ -181,8 +181,10 @@ def test_demo_in_headless_chromium(tiny_model_dir, tmp_path):
             # Sample G against the right answer: four equal rewards (accuracy 1 + format 1), so no learning signal.
             page.fill("#answer-in textarea", "2")
             page.get_by_role("tab", name="Sample G").click()
-            page.fill("#group-size input[type=number]", "4")
-            page.locator("#group-size input[type=number]").press("Enter")
+            box = page.locator("#group-size input[type=number]")
+            box.fill("4")
+            box.press("Tab")  # the slider takes a typed value when its box loses focus
+            page.wait_for_function("() => document.querySelector('#group-size input[type=range]')?.value === '4'", timeout=30_000)
             page.click("#sample-btn")
             page.locator("#group .vr-card").first.wait_for(timeout=60_000)
             assert page.locator("#group .vr-card").count() == 4

@@ -51,7 +51,8 @@ class ModelConfig:
     shared_prefix: bool = _f(
         True,
         "Loss forward: compute each group's prompt and frames once and share them with its G completions (same "
-        "numbers as repeating them; off = the repeated form). Not combined with gradient checkpointing.",
+        "numbers as repeating them; off = the repeated form). With gradient checkpointing the completions' layers are "
+        "recomputed in the backward and the prompt, run once per group, keeps its activations.",
     )
     lora: LoraConfig = _sub(LoraConfig, "LoRA settings.")
 

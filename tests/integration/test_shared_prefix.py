@@ -4,6 +4,7 @@ lengths (so the repeated form pads), G in {2, 8}, and completions of different l
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -25,11 +26,12 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp(min=1e-12))
 
 
-@pytest.mark.parametrize("group_size", [2, 8])
-def test_log_probs_and_every_gradient_equal_the_repeated_forward(run_config, synthetic_data, group_size):
+@pytest.mark.parametrize("group_size, checkpointing", [(2, False), (8, False), (8, True)])
+def test_log_probs_and_every_gradient_equal_the_repeated_forward(run_config, synthetic_data, group_size, checkpointing):
     adapter = load_adapter(run_config.model.path)
-    model = load_model(run_config.model, trainable=True)
+    model = load_model(dataclasses.replace(run_config.model, gradient_checkpointing=checkpointing), trainable=True)
     model.train()
+    assert model.is_activation_checkpointing == checkpointing
     encoder = PromptEncoder(adapter, run_config.data)
     samples = load_samples(synthetic_data.train_path)
     chosen = [samples[0], next(s for s in samples if encoder.encode(s).length != encoder.encode(samples[0]).length)]
@@ -44,13 +46,19 @@ def test_log_probs_and_every_gradient_equal_the_repeated_forward(run_config, syn
     batch = adapter.collate(prompts, group_size, completions)
     weights = torch.randn(batch.completion_mask.shape, generator=generator)
 
+    attention_calls = []
+    first_attention = next(m for n, m in model.named_modules() if n.endswith("language_model.layers.0.self_attn"))
+    first_attention.register_forward_hook(lambda *_: attention_calls.append(1))
     results = {}
     for shared in (False, True):
         model.zero_grad(set_to_none=True)
+        attention_calls.clear()
         logp, entropy, _ = completion_logprobs(model, batch, with_entropy=True, shared_prefix=shared)
         (logp * weights * batch.completion_mask).sum().backward()
         grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
         results[shared] = (logp.detach(), entropy, grads)
+    # per prompt: its prefill, its completions' forward, and with checkpointing their replay in the backward
+    assert len(attention_calls) == len(prompts) * (3 if checkpointing else 2)
 
     mask = batch.completion_mask.bool()
     (naive_logp, naive_entropy, naive_grads), (logp, entropy, grads) = results[False], results[True]

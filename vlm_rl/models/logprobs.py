@@ -6,15 +6,22 @@ Two forms give the same numbers (equal up to float summation order, tested to 1e
   computed once per completion (G times per group);
 - shared prefix: each prompt (text and vision) is computed once, and its key/value cache is
   repeated for the G completions that attend to it; autograd sums the G completions' gradients
-  back into the single prompt computation. It needs the model's cache, so it is not used with
-  gradient checkpointing (transformers turns the cache off there).
+  back into the single prompt computation. The completions read the prompt's cache without
+  writing to it, so with gradient checkpointing their layers are recomputed in the backward as
+  usual; the prompt itself (run once per group) keeps its activations, since its forward writes
+  the cache.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import torch
+from transformers import PreTrainedModel
+from transformers.cache_utils import Cache, DynamicLayer
 
 from vlm_rl.models.adapter import Batch, PromptInputs
 
@@ -109,21 +116,66 @@ def _shared_prefix_logits(model, batch: Batch) -> torch.Tensor:
     completion_attention = batch.model_inputs["attention_mask"][:, batch.prompt_width :]
     rows, start = [], 0
     for prompt, repeats in zip(batch.prompts, batch.repeats):
-        prefill = prefill_prompt(model, prompt)
+        with _checkpointing(model, "off"):
+            prefill = prefill_prompt(model, prompt)
         cache = prefill.output.past_key_values
         cache.batch_repeat_interleave(repeats)
+        cache = Cache(layers=[_ReadOnlyPrefix(layer.keys, layer.values) for layer in cache.layers])
         length = prefill.ids.shape[1]
         text = prefill.positions.max() + 1 + torch.arange(c_len, device=device)
         completion_mask = completion_attention[start : start + repeats].to(device)
-        completion_out = model(
-            input_ids=batch.completion_ids[start : start + repeats].to(device),
-            attention_mask=torch.cat([torch.ones(repeats, length, dtype=completion_mask.dtype, device=device), completion_mask], 1),
-            position_ids=text.view(1, 1, -1).expand(3, repeats, -1),
-            past_key_values=cache,
-            cache_position=torch.arange(length, length + c_len, device=device),
-            use_cache=True,
-        )
+        with _checkpointing(model, "with_cache"):
+            completion_out = model(
+                input_ids=batch.completion_ids[start : start + repeats].to(device),
+                attention_mask=torch.cat([torch.ones(repeats, length, dtype=completion_mask.dtype, device=device), completion_mask], 1),
+                position_ids=text.view(1, 1, -1).expand(3, repeats, -1),
+                past_key_values=cache,
+                cache_position=torch.arange(length, length + c_len, device=device),
+                use_cache=False,
+            )
         first = prefill.output.logits[:, -1:].expand(repeats, 1, -1)
         rows.append(torch.cat([first, completion_out.logits[:, :-1]], dim=1).float())
         start += repeats
     return torch.cat(rows)
+
+
+class _ReadOnlyPrefix(DynamicLayer):
+    """One layer's cache of a prompt: hands out the prompt's keys/values with the new tokens' appended,
+    storing nothing, so a (re)computed completion forward always sees the same states."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        super().__init__()
+        self.lazy_initialization(keys, values)
+        self.keys, self.values = keys, values
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+
+@contextlib.contextmanager
+def _checkpointing(model, mode: str) -> Iterator[None]:
+    """For the decoder layers transformers checkpoints: "off" runs them plainly, with the cache the
+    models' forwards would otherwise refuse (a forward that writes the cache cannot be replayed);
+    "with_cache" lets them keep a cache they only read."""
+    checkpointed = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False)]
+    decoder_layers = [
+        m
+        for m in checkpointed
+        if hasattr(m, "_can_checkpoint_with_cache") and "past_key_values" in inspect.signature(type(m).forward).parameters
+    ]
+    if mode == "off":
+        switched = decoder_layers + [m for m in checkpointed if isinstance(m, PreTrainedModel)]
+        for module in switched:
+            module.gradient_checkpointing = False
+    else:
+        for layer in decoder_layers:
+            layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        if mode == "off":
+            for module in switched:
+                module.gradient_checkpointing = True
+        else:
+            for layer in decoder_layers:
+                del layer._can_checkpoint_with_cache

@@ -58,7 +58,7 @@ class GRPOTrainer(Trainer):
             self.ref_model = load_model(config.model, trainable=False) if algo.beta > 0 else None
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
-        self.shared_prefix = config.model.shared_prefix and not config.model.gradient_checkpointing
+        self.shared_prefix = config.model.shared_prefix
         self.timer = PhaseTimer()
         self.token_weight_fn = get_token_weight_fn(algo.token_weighting) if algo.token_weighting != "none" else None
         seed = config.seed + self.accelerator.process_index

@@ -144,6 +144,8 @@ def test_deepspeed_zero2_with_two_processes_checkpoints_and_resumes(tiny_model_d
     last = checkpoints / "step_00000002"
     shards = sorted(p.name for p in (last / "deepspeed" / "state").glob("zero_pp_rank_*_optim_states.pt"))
     assert shards == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+    engine_state = torch.load(last / "deepspeed" / "state" / "mp_rank_00_model_states.pt", weights_only=False)
+    assert engine_state["global_steps"] == 2, "one optimizer step per training step: the 2 micro-batches accumulated"
 
     # In sync: the fp32 master weights, half of them updated by each process's optimizer shard, are the
     # weights process 0 saved; and they moved.

@@ -226,9 +226,7 @@ class Trainer:
         """
         max_norm = self.config.trainer.max_grad_norm
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.deepspeed:
-            norm = self.accelerator.clip_grad_norm_(params, max_norm)
-        elif max_norm > 0:
+        if self.deepspeed or max_norm > 0:
             norm = self.accelerator.clip_grad_norm_(params, max_norm)
         else:
             norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))

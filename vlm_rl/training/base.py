@@ -78,11 +78,13 @@ class Trainer:
             raise ConfigError("no trainable parameters: check model.freeze_vision and model.lora settings")
         optimizer = torch.optim.AdamW(params, lr=config.trainer.lr, weight_decay=config.trainer.weight_decay)
         scheduler = _scheduler(config, optimizer, self.optimizer_steps())
-        self.deepspeed = self.accelerator.state.deepspeed_plugin is not None
-        if self.deepspeed and self.accelerator.state.deepspeed_plugin.zero_stage == 3 and config.model.lora.enabled:
+        plugin = self.accelerator.state.deepspeed_plugin
+        self.deepspeed = plugin is not None
+        self.zero3 = self.deepspeed and plugin.zero_stage == 3  # partitioned parameters: reading them whole is a collective gather
+        if self.zero3 and config.model.lora.enabled:
             raise ConfigError("LoRA under DeepSpeed ZeRO-3 is not supported: use configs/accelerate/zero2.yaml with LoRA")
         if self.deepspeed:
-            _configure_deepspeed(self.accelerator.state.deepspeed_plugin.deepspeed_config, config, self.accelerator.num_processes)
+            _configure_deepspeed(plugin.deepspeed_config, config, self.accelerator.num_processes)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.start_step = 0
         if resume_from is not None:
@@ -181,7 +183,7 @@ class Trainer:
 
     def _full_state_dict(self) -> dict[str, torch.Tensor] | None:
         """ZeRO-3 partitions the weights: gather them (on every process) for process 0 to save."""
-        if self.deepspeed and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
+        if self.zero3:
             return self.accelerator.get_state_dict(self.model)
         return None
 
@@ -206,8 +208,7 @@ class Trainer:
     def whole_models(self):
         """Models loaded inside stay whole on every process. Under ZeRO-3 transformers partitions every
         model it builds (zero.Init), which suits the trained policy but not frozen copies (reference, EMA)."""
-        plugin = self.accelerator.state.deepspeed_plugin
-        if plugin is None or plugin.zero_stage != 3:
+        if not self.zero3:
             yield
             return
         from transformers.integrations import unset_hf_deepspeed_config
@@ -216,7 +217,7 @@ class Trainer:
         try:
             yield
         finally:
-            plugin.set_deepspeed_weakref()
+            self.accelerator.state.deepspeed_plugin.set_deepspeed_weakref()
 
     def clip_and_step(self) -> float:
         """Clip the accumulated gradients to trainer.max_grad_norm, step optimizer and scheduler; the norm.

@@ -377,13 +377,13 @@ class GRPOTrainer(Trainer):
 
     def _sync_engine_weights(self) -> None:
         """Give a vLLM engine the policy's weights: every process its own colocated engine, or the main
-        process the shared server (the others still walk the weights: ZeRO-3 gathers are collective)."""
+        process the shared server (under ZeRO-3 the others walk the weights too: the gathers are collective)."""
         sync = getattr(self.engine, "sync_weights", None)
         if sync is None:
             return
         if self.config.rollout.engine == "vllm" or self.is_main:
             sync(self.policy)
-        else:
+        elif self.zero3:
             from vlm_rl.rollout.weight_sync import checkpoint_tensors
 
             for _ in checkpoint_tensors(self.policy):

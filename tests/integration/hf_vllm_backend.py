@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
 from vlm_rl.rollout import HFRolloutEngine, SamplingParams
 
@@ -26,17 +24,7 @@ def process_request(adapter: QwenVLAdapter, request: dict[str, Any]) -> PromptIn
         kwargs["video_metadata"] = [{k: metadata[k] for k in ("fps", "total_num_frames", "frames_indices")}]
     if "image" in media:
         kwargs["images"] = list(media["image"])
-    out = adapter.processor(**kwargs)
-    second = out.get("second_per_grid_ts")
-    return PromptInputs(
-        input_ids=out["input_ids"][0],
-        mm_token_type_ids=out["mm_token_type_ids"][0],
-        pixel_values_videos=out.get("pixel_values_videos"),
-        video_grid_thw=out.get("video_grid_thw"),
-        second_per_grid_ts=None if second is None else torch.as_tensor(second),
-        pixel_values=out.get("pixel_values"),
-        image_grid_thw=out.get("image_grid_thw"),
-    )
+    return adapter.from_processor_output(adapter.processor(**kwargs))
 
 
 class HFBackend:

@@ -19,7 +19,8 @@ _T = TypeVar("_T")
 
 
 class FrameCache:
-    """Thread-safe LRU of decoded videos and images: at most ``max_items`` entries and ``max_bytes`` of pixels.
+    """Thread-safe LRU of decoded videos and images: at most ``max_items`` entries and ``max_bytes`` of pixels
+    (None: no bound of that kind).
 
     An item larger than ``max_bytes`` is returned but not kept, so ``max_bytes=0`` turns caching off.
     Keys are (resolved path, mtime_ns, size, sampling, reader), so a file that changes on disk is decoded again.
@@ -27,8 +28,8 @@ class FrameCache:
     miss) and the later result is kept. Returned clips and images are shared: treat them as read-only.
     """
 
-    def __init__(self, max_items: int = 256, max_bytes: int | None = None) -> None:
-        if max_items < 1:
+    def __init__(self, max_items: int | None = 256, max_bytes: int | None = None) -> None:
+        if max_items is not None and max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
         if max_bytes is not None and max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0 or None, got {max_bytes}")
@@ -82,7 +83,8 @@ class FrameCache:
             self._items[key] = value
             self.nbytes += _size(value)
             while self._items and (
-                len(self._items) > self.max_items or (self.max_bytes is not None and self.nbytes > self.max_bytes)
+                (self.max_items is not None and len(self._items) > self.max_items)
+                or (self.max_bytes is not None and self.nbytes > self.max_bytes)
             ):
                 self.nbytes -= _size(self._items.popitem(last=False)[1])
         return value

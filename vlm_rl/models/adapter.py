@@ -125,7 +125,11 @@ class QwenVLAdapter:
             kwargs["images"] = list(images)
         if video is not None or images:
             kwargs["do_resize"] = False
-        out = self.processor(**kwargs)
+        return self.from_processor_output(self.processor(**kwargs), PromptSource(text, video, tuple(images)))
+
+    def from_processor_output(self, out, source: PromptSource | None = None) -> PromptInputs:
+        """The PromptInputs of one prompt's processor output (batch of one), checked: as many vision
+        placeholder tokens as vision features."""
         inputs = PromptInputs(
             input_ids=out["input_ids"][0],
             mm_token_type_ids=out["mm_token_type_ids"][0],
@@ -134,7 +138,7 @@ class QwenVLAdapter:
             second_per_grid_ts=_as_tensor(out.get("second_per_grid_ts")),
             pixel_values=out.get("pixel_values"),
             image_grid_thw=out.get("image_grid_thw"),
-            source=PromptSource(text, video, tuple(images)),
+            source=source,
         )
         self._check_vision_tokens(inputs)
         return inputs

@@ -33,7 +33,7 @@ class PromptEncoder:
             total_pixels=v.total_pixels,
         )
         self.image_sampling = ImageSampling(min_pixels=data.image.min_pixels, max_pixels=data.image.max_pixels)
-        self.frames = FrameCache(max_items=1 << 30, max_bytes=data.frame_cache_mb * 2**20)
+        self.frames = FrameCache(max_items=None, max_bytes=data.frame_cache_mb * 2**20)
         self._prompts: OrderedDict[str, PromptInputs] = OrderedDict()
         self._budget = data.prompt_cache_mb * 2**20
         self._bytes = 0

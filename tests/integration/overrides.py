@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 
 import yaml
 
@@ -10,7 +11,8 @@ from vlm_rl.config import RunConfig, load_config, to_dict
 
 
 def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    """`config` with `overrides` applied, validated like a config file."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        yaml.safe_dump(to_dict(config), handle)
-    return load_config(handle.name, overrides)
+    """`config` with `overrides` applied, validated like a config file (read from a directory removed on return)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.yaml"
+        path.write_text(yaml.safe_dump(to_dict(config)))
+        return load_config(path, overrides)

@@ -15,7 +15,7 @@ from vlm_rl.config import RethinkConfig
 from vlm_rl.models.loading import load_adapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import RewardPipeline
-from vlm_rl.rollout import Rollouts, SamplingParams
+from vlm_rl.rollout import Rollouts, SamplingParams, factory
 from vlm_rl.rollout.rethinking import TRIGGERS
 from vlm_rl.training.grpo import GRPOTrainer
 from vlm_rl.training.rethink import ForcedRethinking
@@ -92,12 +92,62 @@ def test_wrong_continuations_are_not_kept(tiny_model_dir, run_config, synthetic_
     assert stats["rethink/kept_rate"] == 0.0 and stats["rethink/attempt_rate"] == 1.0
 
 
-def test_rethinking_run_logs_its_metrics(run_config, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+class AnswerKeyEngine:
+    """Stands in for the hf engine of a training run: every first pass is a finished wrong answer,
+    every continuation (a prompt longer than its sample's own) writes the sample's answer."""
+
+    def __init__(self, adapter, answers: dict[bytes, tuple[int, str]]) -> None:
+        self.tokenizer = adapter.tokenizer
+        self.eos = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.answers = answers  # video bytes -> (prompt length, answer)
+        self.continued = 0
+
+    def generate(self, prompts, params: SamplingParams) -> Rollouts:
+        texts = []
+        for prompt in prompts:
+            length, answer = self.answers[prompt.pixel_values_videos.numpy().tobytes()]
+            continuation = prompt.length > length
+            self.continued += continuation
+            text = CONTINUATION.format(answer=answer) if continuation else WRONG_FIRST_PASS
+            texts.extend([text] * params.n)
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] + [self.eos] for t in texts]
+        return Rollouts(ids, texts, [False] * len(ids), torch.arange(len(prompts)).repeat_interleave(params.n))
+
+
+WRONG_FIRST_PASS = "<think>I guess</think><answer>zzz</answer>"
+CONTINUATION = " let me look again.</think><answer>{answer}</answer>"
+
+
+def test_training_run_rethinks_and_trains_on_the_kept_continuations(tiny_model_dir, run_config, synthetic_data, monkeypatch):
     config = _with(run_config, [
-        "algo.rethink.enabled=true", "reward.custom={length: 'rewards_for_tests:text_length'}",
-        "reward.weights={accuracy: 0.0, length: 1.0}", f"output_dir={tmp_path / 'run'}",
+        "algo.rethink.enabled=true", "algo.rethink.skip_probability=0.0", "algo.rethink.min_new_tokens=2",
+        "algo.rethink.max_kept_per_query=2", "reward.weights={accuracy: 1.0, format: 0.0}",
     ])
+    adapter = load_adapter(str(tiny_model_dir))
+    encoder = PromptEncoder(adapter, config.data)
+    answers = {}
+    for sample in load_samples(synthetic_data.train_path):
+        prompt = encoder.encode(sample)
+        answers[prompt.pixel_values_videos.numpy().tobytes()] = (prompt.length, sample.answer)
+    engine = AnswerKeyEngine(adapter, answers)
+    monkeypatch.setattr(factory, "HFRolloutEngine", lambda *args, **kwargs: engine)
+
     GRPOTrainer(config).train()
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert all({"rethink/attempt_rate", "rethink/kept_rate", "skip_ratio"} <= set(r) for r in rows)
+
+    run = Path(config.output_dir)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "reward" in r]
+    g, prompts_per_step = config.rollout.num_generations, config.trainer.prompts_per_step
+    assert len(steps) == config.trainer.steps
+    assert engine.continued == config.trainer.steps * prompts_per_step * g, "every wrong, finished first pass is continued"
+    for r in steps:
+        assert r["rethink/attempt_rate"] == 1.0
+        assert r["rethink/kept_rate"] == 2 / g, "max_kept_per_query correct continuations per group replace first passes"
+        assert r["accuracy"] == r["reward"] == 2 / g, "first passes alone score 0"
+    logged = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert len(logged) == config.trainer.steps * g
+    rethought = [s for s in logged if s["completion"] != WRONG_FIRST_PASS]
+    assert len(rethought) == config.trainer.steps * 2
+    for s in rethought:
+        assert any(trigger in s["completion"] for trigger in TRIGGERS), s
+        assert CONTINUATION.split("{")[0] in s["completion"] and s["reward"] == 1.0, s

@@ -102,7 +102,10 @@ class AnswerKeyEngine:
         self.answers = answers  # video bytes -> (prompt length, answer)
         self.continued = 0
 
-    def generate(self, prompts, params: SamplingParams) -> Rollouts:
+    def sync_weights(self, policy) -> None:
+        pass
+
+    def generate(self, prompts, params: SamplingParams, *, streamer=None) -> Rollouts:
         texts = []
         for prompt in prompts:
             length, answer = self.answers[prompt.pixel_values_videos.numpy().tobytes()]

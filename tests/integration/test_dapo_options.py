@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vlm_rl.algorithms.advantages import group_reward_std
+from vlm_rl.rollout import factory
+from vlm_rl.rollout.hf_engine import HFRolloutEngine
 from vlm_rl.training.grpo import GRPOTrainer
 
 from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
@@ -23,29 +24,49 @@ def half_constant_reward(monkeypatch):
     return [
         "reward.custom={probe: 'rewards_for_tests:constant_for_even_ids'}",
         "reward.weights={accuracy: 0.0, probe: 1.0}",
+        "trainer.prompts_per_step=4",
     ]
 
 
-def test_dynamic_sampling_keeps_only_groups_with_reward_variance(run_config, half_constant_reward):
-    config = _with(run_config, [*half_constant_reward, "algo.dynamic_sampling=true", "trainer.prompts_per_step=4",
-                                "algo.dynamic_sampling_max_rounds=6"])
-    trainer = GRPOTrainer(config)
-    samples, prompts, rollouts, rewards, stats = trainer._collect_groups(4)
-    assert len(samples) == len(prompts) == 4 and len(rollouts) == 4 * config.rollout.num_generations
-    assert all(int(s.sample_id) % 2 == 1 for s in samples), "even records give zero-variance groups"
-    assert torch.all(group_reward_std(rewards.total, rollouts.group_ids) > 0)
-    assert stats["dropped_groups"] >= 1 and stats["refill_rounds"] >= 1
-    assert rollouts.group_ids.tolist() == [g for g in range(4) for _ in range(config.rollout.num_generations)]
+@pytest.fixture
+def generated_prompts(monkeypatch) -> list[int]:
+    """How many prompts each generate call of the run's hf engine got."""
+    calls: list[int] = []
 
-    trainer.train()
+    class CountingEngine(HFRolloutEngine):
+        def generate(self, prompts, params, **kwargs):
+            calls.append(len(prompts))
+            return super().generate(prompts, params, **kwargs)
+
+    monkeypatch.setattr(factory, "HFRolloutEngine", CountingEngine)
+    return calls
+
+
+def _step_rows(config) -> list[dict]:
     rows = [json.loads(line) for line in (Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()]
-    assert all("dropped_groups" in r and "advantage_std" in r for r in rows if "reward" in r)
+    steps = [r for r in rows if "reward" in r]
+    assert len(steps) == config.trainer.steps, rows
+    return steps
 
 
-def test_without_dynamic_sampling_zero_variance_groups_stay(run_config, half_constant_reward):
-    trainer = GRPOTrainer(_with(run_config, [*half_constant_reward, "trainer.prompts_per_step=4"]))
-    samples, _, rollouts, rewards, stats = trainer._collect_groups(4)
-    assert len(samples) == 4 and stats == {"dropped_groups": 0.0, "refill_rounds": 0.0}
+def test_dynamic_sampling_keeps_only_groups_with_reward_variance(run_config, half_constant_reward, generated_prompts):
+    config = _with(run_config, [*half_constant_reward, "algo.dynamic_sampling=true", "algo.dynamic_sampling_max_rounds=6"])
+    GRPOTrainer(config).train()
+    steps = _step_rows(config)
+    assert steps[0]["dropped_groups"] >= 1 and steps[0]["refill_rounds"] >= 1, "even records give zero-variance groups"
+    for r in steps:
+        assert r["zero_std_groups"] == 0.0 and r["reward_std"] > 0 and r["advantage_std"] > 0
+    refilled = sum(config.trainer.prompts_per_step + r["dropped_groups"] for r in steps)
+    assert sum(generated_prompts) == refilled, "every dropped group is replaced by a new prompt until the batch is full"
+
+
+def test_without_dynamic_sampling_zero_variance_groups_stay(run_config, half_constant_reward, generated_prompts):
+    config = _with(run_config, half_constant_reward)
+    GRPOTrainer(config).train()
+    steps = _step_rows(config)
+    assert steps[0]["zero_std_groups"] > 0, "the same first draw as above, with its even records"
+    assert all(r["dropped_groups"] == 0.0 and r["refill_rounds"] == 0.0 for r in steps)
+    assert generated_prompts == [config.trainer.prompts_per_step] * config.trainer.steps
 
 
 @pytest.mark.parametrize("mask_truncated", [True, False])
@@ -65,7 +86,7 @@ def test_overlong_masking_removes_truncated_completions_from_the_loss(run_config
     trainer = GRPOTrainer(config)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
-    row = json.loads((tmp_path / str(mask_truncated) / "metrics.jsonl").read_text().splitlines()[0])
+    (row,) = _step_rows(config)
     changed = any(not torch.equal(p.detach(), before[n]) for n, p in trainer.model.named_parameters())
     assert row["truncated"] == 1.0, "two new tokens never reach EOS with this seed: every completion is cut"
     assert changed is not mask_truncated
@@ -82,7 +103,7 @@ def test_tw_grpo_token_weights_reach_the_loss(run_config, tmp_path, monkeypatch)
             "reward.weights={accuracy: 0.0, length: 1.0}",
             "algo.token_weighting=tw_grpo",
             "algo.aggregation=token_mean",
-            "algo.tw_chunk=3",
+            "algo.tw_grpo.chunk=3",
             f"output_dir={tmp_path / 'tw'}",
         ],
     )
@@ -90,7 +111,6 @@ def test_tw_grpo_token_weights_reach_the_loss(run_config, tmp_path, monkeypatch)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     assert all(not torch.equal(p.detach(), before[n]) for n, p in trainer.model.named_parameters())
-    rows = [json.loads(line) for line in (tmp_path / "tw" / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in rows if "reward" in r]
-    assert all(1.0 <= r["token_weight_mean"] <= r["token_weight_max"] <= config.algo.tw_alpha + 1e-6 for r in steps)
+    steps = _step_rows(config)
+    assert all(1.0 <= r["token_weight_mean"] <= r["token_weight_max"] <= config.algo.tw_grpo.alpha + 1e-6 for r in steps)
     assert any(r["token_weight_max"] > 1.0 for r in steps), "some positions diverge within a group"

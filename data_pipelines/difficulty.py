@@ -1,6 +1,6 @@
 """DeepVideo-R1's difficulty-aware augmentation, the parts that need no model.
 
-DeepVideo-R1 (arXiv 2506.07464, Sec. 3.3 and App. C.1; specs/algorithms.md §2(b), §2(e), §2(f)) measures
+DeepVideo-R1 (arXiv 2506.07464, Sec. 3.3 and App. C.1; docs/algorithms.md) measures
 how hard a prompt is relative to recent training and, when the group of G rollouts carries no signal, changes
 the input before sampling again:
 
@@ -16,7 +16,7 @@ The model calls (generating the guided traces, picking the best one, resampling)
 trainer's order per prompt is: ``Δ = tracker.delta(mean(R))``, then ``tracker.push(mean(R))`` with the
 *original* group's rewards, then augment iff ``should_augment(std(R))`` and ``classify(Δ) != "none"``.
 
-Choices the paper leaves open (the spec's recommendation is the default; parameters where one can differ):
+Choices the paper leaves open (our defaults; parameters where one can differ):
 
 - Replay window: the last ``W = 100`` group means, one entry per prompt (not per step), original groups only;
   with an empty window Δ is None and nothing is augmented (`DifficultyTracker`, ``window``).
@@ -37,7 +37,7 @@ Choices the paper leaves open (the spec's recommendation is the default; paramet
   must be given.
 
 Δ is on the reward's scale (format + accuracy gives rewards in 0..2, so |Δ| ≤ 2); another reward set changes
-what the levels mean (spec §2(e) pitfall 7).
+what the levels mean.
 """
 
 from __future__ import annotations
@@ -51,13 +51,23 @@ from typing import Any, Literal
 
 import torch
 
+from data_pipelines.completion_format import (
+    ANSWER,
+    THINK,
+    THINK_BLOCK,
+    before_first_answer,
+    remove_answer_blocks,
+    tag_pattern,
+    whole_answer_content,
+)
+
 Difficulty = Literal["hard", "easy", "none"]
 
 DEFAULT_WINDOW = 100
 """Replay window W: the number of recent group mean rewards averaged in Δ (paper App. C.1)."""
 
 DEFAULT_STD_THRESHOLD = 0.0
-"""Augment only groups whose reward std is at most this, i.e. groups with identical rewards (spec §2(b))."""
+"""Augment only groups whose reward std is at most this, i.e. groups with identical rewards."""
 
 DELTA_DECIMALS = 12
 """`DifficultyTracker.delta` rounds Δ to this many decimal places (removes float noise; rewards are O(1))."""
@@ -69,7 +79,7 @@ ANSWER_REVEAL_TEMPLATE = (
     "{question}\nThe correct answer is: {answer}\n"
     "Explain step by step how the video leads to this answer, without stating the answer in your reasoning."
 )
-"""The prompt for the guided traces: the question with the ground-truth answer added (spec §2(b), step 1)."""
+"""The prompt for the guided traces: the question with the ground-truth answer added."""
 
 REVEAL_PATTERN = re.compile(
     r"\b(?:answers?|ground[\s-]*truth|(?:correct|right|final|given|provided)\s+(?:option|choice|label))\b",
@@ -86,11 +96,7 @@ NUMBER_WORDS: dict[str, int] = {
 # fmt: on
 """Number words treated as numbers when looking for a numeric answer in a sentence (and the reverse)."""
 
-_THINK_BLOCK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-_ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
-_WRAPPED_ANSWER = re.compile(r"\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-_ANSWER_OPEN = re.compile(r"<answer>")
-_STRAY_TAG = re.compile(r"</?(?:think|answer)>")
+_STRAY_TAG = tag_pattern(THINK, ANSWER)
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n")
 _ENUMERATOR = re.compile(r"(?:step\s*)?\(?(?:\d{1,3}|[ivx]{1,4}|[a-z])[.):]?", re.IGNORECASE)
 _OPTION = re.compile(r"\(?([A-Za-z])\)?(?:[.):]\s*(.*))?", re.DOTALL)
@@ -101,8 +107,8 @@ _NUMBER_WORD = re.compile(r"\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.IGNOREC
 class DifficultyTracker:
     """The replay buffer B_W of DeepVideo-R1's Eq. 9: the last `window` group mean rewards.
 
-    One entry per prompt: the mean of its ORIGINAL group's G rewards, never of an augmented group (spec §2(e)
-    pitfall 6). Call `delta` before `push` for the same group, so a group is not compared with itself.
+    One entry per prompt: the mean of its ORIGINAL group's G rewards, never of an augmented group. Call `delta`
+    before `push` for the same group, so a group is not compared with itself.
     """
 
     def __init__(self, window: int = DEFAULT_WINDOW) -> None:
@@ -152,14 +158,14 @@ def classify(delta: float) -> Difficulty:
 
 
 def guidance_level(delta: float) -> int:
-    """l_guide = round(|Δ|) + 1 (spec §2(b), from arXiv v2), with halves rounded up: 0.5 → 2, 1.5 → 3, 2.5 → 4."""
+    """l_guide = round(|Δ|) + 1 (arXiv 2506.07464v2), with halves rounded up: 0.5 → 2, 1.5 → 3, 2.5 → 4."""
     magnitude = abs(_finite(delta, "delta"))
     whole = math.floor(magnitude)
     return whole + (1 if magnitude - whole >= 0.5 else 0) + 1
 
 
 def perturbation_level(delta: float) -> float:
-    """l_perturb = |Δ| + 1 (spec §2(b), from arXiv v2): the multiple of σ₀ used by `add_frame_noise`."""
+    """l_perturb = |Δ| + 1 (arXiv 2506.07464v2): the multiple of σ₀ used by `add_frame_noise`."""
     return abs(_finite(delta, "delta")) + 1.0
 
 
@@ -220,8 +226,9 @@ def mentions_answer(text: str, answer: str) -> bool:
     `answer` may be wrapped in ``<answer>…</answer>``. It is also split on commas (``"A,C"``), and a piece
     like ``"(C)"`` or ``"D. move berries"`` gives its option letter and option text. Each of these is looked for
     as a whole word or phrase (any whitespace between words; ``7`` is not found in ``3.7`` or ``7,500``), single
-    letters case-sensitively (so option ``"A"`` does not match the article "a"), everything else ignoring case. A numeric piece also matches any
-    number in `text` with the same absolute value (``3`` matches ``3.0``, ``-3`` and "three").
+    letters case-sensitively (so option ``"A"`` does not match the article "a"), everything else ignoring case.
+    A numeric piece also matches any number in `text` with the same absolute value (``3`` matches ``3.0``, ``-3``
+    and "three").
     """
     answer = _plain_answer(answer)
     return any(_contains_phrase(text, term) for term in _answer_terms(answer)) or any(
@@ -235,23 +242,16 @@ def hint_from_trace(trace: str, level: int, *, answer: str, reveal_pattern: re.P
     The reasoning is the first ``<think>…</think>`` block of `trace`, or else the text before its first
     ``<answer>``; any ``<answer>`` block (or unclosed ``<answer>`` and what follows) and stray tags are removed.
     It is split by `split_sentences`; a sentence is unsafe when `mentions_answer` finds `answer` in it or it
-    matches `reveal_pattern` (spec §2(e) pitfall 4). The first `level` safe sentences are joined with spaces;
-    if the joined text names the answer (a phrase across two sentences), sentences are dropped from the end
-    until it does not. Returns ``""`` when nothing safe remains.
+    matches `reveal_pattern`. The first `level` safe sentences are joined with spaces; if the joined text names
+    the answer (a phrase across two sentences), sentences are dropped from the end until it does not. Returns
+    ``""`` when nothing safe remains.
     """
     if isinstance(level, bool) or not isinstance(level, int) or level < 1:
         raise ValueError(f"level must be a positive integer, got {level!r}")
     answer = _plain_answer(answer)
-    think = _THINK_BLOCK.search(trace)
-    if think:
-        reasoning = think.group(1)
-    else:
-        opening = _ANSWER_OPEN.search(trace)
-        reasoning = trace[: opening.start()] if opening else trace
-    reasoning = _ANSWER_BLOCK.sub(" ", reasoning)
-    opening = _ANSWER_OPEN.search(reasoning)
-    if opening:
-        reasoning = reasoning[: opening.start()]
+    think = THINK_BLOCK.search(trace)
+    reasoning = think.group(1) if think else before_first_answer(trace)
+    reasoning = before_first_answer(remove_answer_blocks(reasoning, " "))
     reasoning = _STRAY_TAG.sub(" ", reasoning)
     safe = [
         sentence
@@ -265,7 +265,7 @@ def hint_from_trace(trace: str, level: int, *, answer: str, reveal_pattern: re.P
 
 
 def add_frame_noise(frames: torch.Tensor, level: float, *, sigma0: float, generator: torch.Generator) -> torch.Tensor:
-    """The easy prompt's frames ṽ = clip(v + level · sigma0 · τ, 0, 1), τ ~ N(0, I) (spec §2(b), §2(e) pitfall 5).
+    """The easy prompt's frames ṽ = clip(v + level · sigma0 · τ, 0, 1), τ ~ N(0, I).
 
     `frames` is uint8 ``[T, C, H, W]`` (`VideoClip.frames`, C = 3); v = frames / 255. The noise is i.i.d. per
     element, drawn on `generator`'s device (so a seed gives the same noise on any device of `frames`). The
@@ -291,8 +291,8 @@ def _finite(value: float, name: str) -> float:
 
 def _plain_answer(answer: str) -> str:
     """`answer` stripped, and unwrapped when it is a whole ``<answer>…</answer>`` block; it must not be empty."""
-    wrapped = _WRAPPED_ANSWER.fullmatch(answer)
-    plain = (wrapped.group(1) if wrapped else answer).strip()
+    wrapped = whole_answer_content(answer)
+    plain = (answer if wrapped is None else wrapped).strip()
     if not plain:
         raise ValueError(f"answer must be non-empty, got {answer!r}")
     return plain

@@ -1,14 +1,14 @@
 """TW-GRPO's Question-Answer Inversion (QAI): single-answer multiple choice → multi-answer, offline.
 
-TW-GRPO (arXiv 2505.24718; specs/algorithms.md §1(b) item 3, §1(d) "Question-Answer Inversion",
-§1(e) pitfall 8, §1(f) worked example) negates a single-answer question ("what did …" → "what
-didn't …") and makes its former distractors the correct answers, keeping a random 1..n−1 of them
-so that the model cannot learn "negated question ⇒ pick every other option".
+TW-GRPO (arXiv 2505.24718, "Question-Answer Inversion"; docs/algorithms.md) negates a
+single-answer question ("what did …" → "what didn't …") and makes its former distractors the
+correct answers, keeping a random 1..n−1 of them so that the model cannot learn "negated
+question ⇒ pick every other option".
 
 Differences from the official conversion scripts, all deliberate:
 
 - A record whose question no negation rule fits is kept unchanged (status ``"no_rule"``). The
-  scripts invert its answers anyway, which gives wrong labels (pitfall 8).
+  scripts invert its answers anyway, which gives wrong labels.
 - The rule is checked before the probability is drawn, so `probability` is the share of
   *negatable* records that are inverted; the scripts' RNG is also unseeded, ours is seeded.
 - A record that is not inverted is written back unchanged, not reformatted.
@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from data_pipelines.completion_format import answer_block, find_answer
 from data_pipelines.record_files import iter_records, short, write_records
 from data_pipelines.schema import RecordError
 
@@ -64,7 +65,6 @@ Status = Literal["inverted", "kept", "no_rule", "skipped"]
 
 _NEGATION = re.compile(r"\b(?:not|never|cannot)\b|n['’]t\b")
 _WORD = re.compile(r"\S+")
-_ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
 _ONE_LETTER = re.compile(r"[A-Z]")
 _LABELLED_OPTION = re.compile(r"\s*\(?([A-Z])(?:[.):]\s*|\s+)(\S.*?)\s*", re.DOTALL)
 
@@ -178,8 +178,8 @@ def _skip_reason(record: Mapping[str, Any]) -> str | None:
     if problem_type is not None:
         return None if problem_type == "multiple choice" else f"problem_type {problem_type!r}"
     solution = record.get("solution")
-    found = _ANSWER.search(solution) if isinstance(solution, str) else None
-    if "options" in record and found is not None and _ONE_LETTER.fullmatch(found.group(1)):
+    answer = find_answer(solution) if isinstance(solution, str) else None
+    if "options" in record and answer is not None and _ONE_LETTER.fullmatch(answer):
         return None
     return "no problem_type and not a one-letter answer with options"
 
@@ -224,12 +224,12 @@ def _parse_options(options: Any, label: str) -> tuple[tuple[str, ...], tuple[str
 
 
 def _answer_letter(solution: Any, label: str) -> str:
-    found = _ANSWER.search(solution) if isinstance(solution, str) else None
-    if found is None or not _ONE_LETTER.fullmatch(found.group(1)):
+    answer = find_answer(solution) if isinstance(solution, str) else None
+    if answer is None or not _ONE_LETTER.fullmatch(answer):
         raise RecordError(
             f'{label}: field \'solution\' must hold one option letter like "<answer>B</answer>", got {short(solution)}'
         )
-    return found.group(1)
+    return answer
 
 
 def _strip_inline_options(problem: str, letters: tuple[str, ...]) -> str:
@@ -258,7 +258,7 @@ def _inverted_record(
     inverted = {key: value for key, value in record.items() if key != "process"}
     inverted["problem"] = negated + "".join(f"\n{letter} {text}" for letter, text in zip(letters, texts))
     inverted["options"] = [f"({letter}) {text}" for letter, text in zip(letters, texts)]
-    inverted["solution"] = "<answer>" + ",".join(gold) + "</answer>"
+    inverted["solution"] = answer_block(",".join(gold))
     inverted["problem_type"] = "multi-answer"
     inverted["is_negated"] = True
     if "question" in record:

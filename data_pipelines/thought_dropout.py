@@ -1,7 +1,7 @@
 """TON thought dropout for SFT data, as an offline pass over Video-R1 style record files.
 
 TON ("Think or Not? Selective Reasoning via Reinforcement Learning for VLMs", arXiv 2505.16854,
-Alg. 1; specs/algorithms.md §4(b)) replaces, independently per SFT example and with probability
+Alg. 1; docs/algorithms.md) replaces, independently per SFT example and with probability
 p = 0.5, the content of the thought with the empty thought ``"\\n\\n"``. The SFT model thereby
 learns the format of skipping, and the GRPO stage that follows discovers when skipping is safe.
 
@@ -15,28 +15,21 @@ think-answer data throughout, so a record without a thought is an error, not a p
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# EMPTY_THOUGHT and is_empty_thought are re-exported: the dropped thought and TON's skip test belong together.
+from data_pipelines.completion_format import EMPTY_THOUGHT, EMPTY_THOUGHT_CONTENT, THINK_BLOCK, is_empty_thought
 from data_pipelines.record_files import iter_records, short, write_records
 from data_pipelines.schema import RecordError
-
-EMPTY_THOUGHT_CONTENT = "\n\n"
-"""What a dropped thought holds between the tags: two newline characters, nothing else (§4(b))."""
-
-EMPTY_THOUGHT = "<think>" + EMPTY_THOUGHT_CONTENT + "</think>"
-"""The whole empty think block, ``"<think>\\n\\n</think>"``, as written into a dropped ``process``."""
 
 DEFAULT_DROP_PROBABILITY = 0.5
 """TON's dropout probability p (paper §5.1; the paper ablates 0.2 and 0.8)."""
 
 THOUGHT_FIELD = "process"
 """The record field holding the ``<think>…</think>`` thought (Video-R1 COT records)."""
-
-_THINK_BLOCK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -46,18 +39,6 @@ class ThoughtDropoutReport:
     total: int
     dropped: int
     kept: int
-
-
-def is_empty_thought(text: str) -> bool:
-    """Whether the first ``<think>…</think>`` block of `text` is empty: nothing but whitespace between the tags.
-
-    This is TON's skip test (specs/algorithms.md §4(b) skip-ratio metric and §4(e) pitfall 8, regex
-    ``<think>\\s*</think>``): ``"<think>\\n\\n</think>"``, ``"<think></think>"`` and ``"<think> </think>"``
-    are skips; any non-whitespace character inside the block is not. A text with no complete think
-    block is not a skip (it is a format failure, which the format reward handles).
-    """
-    found = _THINK_BLOCK.search(text)
-    return found is not None and not found.group(1).strip()
 
 
 def drop_thought(
@@ -91,7 +72,7 @@ def drop_thought(
             f"{label}: field '{THOUGHT_FIELD}' must be a string like \"<think>…</think>\", "
             f"got {type(process).__name__}"
         )
-    blocks = list(_THINK_BLOCK.finditer(process))
+    blocks = list(THINK_BLOCK.finditer(process))
     if len(blocks) != 1:
         what = "no <think>…</think> block" if not blocks else f"{len(blocks)} <think>…</think> blocks"
         raise RecordError(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from data_pipelines.completion_format import answer_block
 from data_pipelines.formats.seed_bench_r1 import checked_media_file
 from data_pipelines.record_files import iter_records, kind, required_text, short
 from data_pipelines.schema import RecordError, Sample
@@ -120,7 +121,7 @@ def _to_sample(
         data_type="video",
         media_path=media_path,
         options=options,
-        solution=f"<answer>{answer}</answer>",
+        solution=answer_block(answer),
         answer=answer,
         origin=origin,
         extra={**{k: v for k, v in record.items() if k not in _CONSUMED}, "discipline": _discipline(record, media_path)},

@@ -26,6 +26,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from data_pipelines.completion_format import answer_block
 from data_pipelines.record_files import iter_records, kind, required_text, short
 from data_pipelines.schema import RecordError, Sample
 
@@ -109,7 +110,7 @@ def _to_sample(
         data_type=data_type,
         media_path=media_path,
         options=tuple(f"{chr(ord('A') + i)}. {choice}" for i, choice in enumerate(choices)),
-        solution=f"<answer>{letter}</answer>",
+        solution=answer_block(letter),
         answer=letter,
         origin=origin,
         extra={k: v for k, v in record.items() if k not in _CONSUMED},

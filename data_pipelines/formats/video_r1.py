@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from data_pipelines.completion_format import find_answer
 from data_pipelines.record_files import iter_records, kind, required_text, short
 from data_pipelines.schema import (
     MEDIA_OVERRIDE_KEYS,
@@ -33,7 +34,6 @@ VIDEO_SUFFIXES: frozenset[str] = frozenset(
 )
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
-_ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
 _LETTERS = re.compile(r"[A-Z](?:\s*,\s*[A-Z])*")
 _OPTION_LABEL = re.compile(r"\s*\(?[A-Z](?:[.):]|\s|$)")
 _INLINE_OPTION = re.compile(r"\(?([A-Z])\)?[.:]?\s+\S")
@@ -97,13 +97,12 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
         raise RecordError(
             f'{label}: field \'solution\' must be a string like "<answer>B</answer>", got a {kind(solution)}'
         )
-    found = _ANSWER.search(solution)
-    if found is None:
+    answer = find_answer(solution)
+    if answer is None:
         raise RecordError(
             f'{label}: field \'solution\' has no <answer>…</answer> tags (got {short(solution)}); '
             'wrap the ground truth as "<answer>B</answer>"'
         )
-    answer = found.group(1)
 
     options = _options(record, label)
     option_letters = tuple(option_letter(o) for o in options) or _inline_option_letters(problem)

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data_pipelines.thought_dropout import is_empty_thought
-from vlm_rl.rewards.answers import extract_think, find_answer
+from data_pipelines.completion_format import (
+    ANSWER_OPEN,
+    EMPTY_THOUGHT,
+    THINK_OPEN,
+    extract_think,
+    find_answer,
+    is_empty_thought,
+    open_block_content,
+)
 
-DIRECT_PREFILL = "<think>\n\n</think>"
+DIRECT_PREFILL = EMPTY_THOUGHT
 """What the "direct" prompt mode starts the answer with: TON's empty thought, so the model answers at once."""
 
 
@@ -27,25 +34,14 @@ class CompletionView:
     skipped_thinking: bool
 
 
-def _open_block(text: str, tag: str, stop: str | None = None) -> str | None:
-    """Text after the first ``<tag>`` up to `stop` (or the end), stripped; None without an opening tag."""
-    start = text.find(f"<{tag}>")
-    if start < 0:
-        return None
-    rest = text[start + len(tag) + 2 :]
-    if stop is not None and stop in rest:
-        rest = rest[: rest.index(stop)]
-    return rest.strip()
-
-
 def view_completion(text: str) -> CompletionView:
     """The thought and answer of `text` as the demo shows them."""
     think = extract_think(text)
     think_closed = think is not None
     if not think_closed:
-        think = _open_block(text, "think", "<answer>")
+        think = open_block_content(text, THINK_OPEN, ANSWER_OPEN)
     answer = find_answer(text)
     answer_closed = answer is not None
     if not answer_closed:
-        answer = _open_block(text, "answer")
+        answer = open_block_content(text, ANSWER_OPEN)
     return CompletionView(think, answer, think_closed, answer_closed, is_empty_thought(text))

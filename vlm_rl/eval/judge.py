@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from vlm_rl.rewards.answers import find_answer
+from data_pipelines.completion_format import ANSWER, THINK, find_answer, tag_pattern
 
 Choices = Mapping[str, str] | Sequence[str]
 """MMVU ``choices`` (``{"A": "text", ...}``) or `Sample.options` (``("A. text", ...)``)."""
@@ -45,7 +45,7 @@ SHORT_RESPONSE_WORDS = 10
 """A response with no final-answer marker and no ``<answer>`` block is rule-checked only up to this many words."""
 
 _MARKER_RE = re.compile(r"the final answer is", re.IGNORECASE)
-_TAG_RE = re.compile(r"</?(?:answer|think)>", re.IGNORECASE)
+_TAG_RE = tag_pattern(ANSWER, THINK, ignore_case=True)
 _ANSWER_PREFIX_RE = re.compile(r"^answer\s*:\s*", re.IGNORECASE)
 _OPTION_LINE_RE = re.compile(r"^\s*([A-Z])\.\s*(.*?)\s*$", re.DOTALL)
 _STANDALONE_CAPITAL_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])")

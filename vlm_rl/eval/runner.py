@@ -12,14 +12,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from data_pipelines.completion_format import answer_block, extract_answer, find_answer, is_empty_thought
 from data_pipelines.schema import Sample
-from data_pipelines.thought_dropout import is_empty_thought
 from vlm_rl.config import EvalConfig
 from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
 from vlm_rl.models.adapter import QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
-from vlm_rl.rewards import accuracy_reward, extract_answer, find_answer, format_reward
+from vlm_rl.rewards import accuracy_reward, format_reward
 from vlm_rl.rollout import HFRolloutEngine, RolloutEngine, SamplingParams
 
 
@@ -46,7 +46,7 @@ def rule_scorer(mc_mode: str) -> Scorer:
     """
 
     def score(sample: Sample, text: str) -> ItemScore:
-        answer_text = text if find_answer(text) is not None else f"<answer>{text.strip()}</answer>"
+        answer_text = text if find_answer(text) is not None else answer_block(text.strip())
         strict = accuracy_reward(answer_text, sample.solution, sample.problem_type, mc_mode="strict")
         lenient = accuracy_reward(answer_text, sample.solution, sample.problem_type, mc_mode="lenient")
         return ItemScore(strict if mc_mode == "strict" else lenient, strict, lenient)

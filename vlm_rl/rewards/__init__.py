@@ -1,5 +1,6 @@
 """Reward functions (accuracy per problem type, format) and the reward pipeline with named sub-scores."""
 
+from data_pipelines.completion_format import extract_answer, extract_think, find_answer
 from vlm_rl.rewards.accuracy import (
     PROBLEM_TYPES,
     AnswerScorer,
@@ -17,7 +18,7 @@ from vlm_rl.rewards.accuracy import (
     scorer_for,
     word_edit_distance,
 )
-from vlm_rl.rewards.answers import extract_answer, extract_think, find_answer, split_letters
+from vlm_rl.rewards.answers import split_letters
 from vlm_rl.rewards.format import answer_format_reward, format_reward, tw_format_reward
 from vlm_rl.rewards.pipeline import (
     RewardContext,

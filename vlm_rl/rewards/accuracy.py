@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from vlm_rl.rewards.answers import extract_answer, find_answer, split_letters
+from data_pipelines.completion_format import extract_answer, find_answer
+from vlm_rl.rewards.answers import split_letters
 
 if TYPE_CHECKING:
     from rouge_score.rouge_scorer import RougeScorer

@@ -1,36 +1,10 @@
-"""Pull the ``<think>`` and ``<answer>`` parts out of a completion, and split multi-answer letter lists."""
+"""Split multi-answer letter lists; the answer itself is parsed by `data_pipelines.completion_format`."""
 
 from __future__ import annotations
 
 import re
 
-_ANSWER_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
-_THINK_RE = re.compile(r"<think>\s*(.*?)\s*</think>", re.DOTALL)
 _WHITESPACE_RE = re.compile(r"\s+")
-
-
-def find_answer(text: str) -> str | None:
-    """Content of the first ``<answer>…</answer>`` block, stripped; ``None`` when there is no such block."""
-    match = _ANSWER_RE.search(text)
-    return match.group(1).strip() if match else None
-
-
-def extract_answer(text: str) -> str:
-    """Content of the first ``<answer>…</answer>`` block, stripped; ``""`` when there is none.
-
-    This is the Video-R1 / GRPO-CARE training rule: there is no fallback to the whole text.
-    """
-    answer = find_answer(text)
-    return "" if answer is None else answer
-
-
-def extract_think(text: str) -> str | None:
-    """Content of the first ``<think>…</think>`` block, stripped; ``None`` when there is none.
-
-    An empty thought (TON's ``<think>\\n\\n</think>``) gives ``""``, which is how a skip is detected.
-    """
-    match = _THINK_RE.search(text)
-    return match.group(1).strip() if match else None
 
 
 def split_letters(ans: str) -> frozenset[str]:

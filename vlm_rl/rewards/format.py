@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-_THINK_ANSWER_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
-_TW_THINK_ANSWER_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>[\s!]*$", re.DOTALL)
-_ANSWER_ONLY_RE = re.compile(r"<answer>(?:(?!</?answer>|</?think>).)*</answer>", re.DOTALL)
+from data_pipelines.completion_format import is_answer_only, is_think_answer, is_tw_think_answer
 
 
 def format_reward(completion: str) -> float:
@@ -15,16 +11,14 @@ def format_reward(completion: str) -> float:
     Nothing may come before ``<think>`` or after ``</answer>``. An empty thought matches (TON skips are not
     penalized).
     """
-    return 1.0 if _THINK_ANSWER_RE.fullmatch(completion) else 0.0
+    return 1.0 if is_think_answer(completion) else 0.0
 
 
 def tw_format_reward(completion: str) -> float:
     """TW-GRPO: at most one ``<think>`` and one ``<answer>``, and a think block, optional whitespace, an answer
     block, then only whitespace or ``!`` to the end of the stripped completion (text before ``<think>`` is allowed).
     """
-    if completion.count("<think>") > 1 or completion.count("<answer>") > 1:
-        return 0.0
-    return 1.0 if _TW_THINK_ANSWER_RE.search(completion.strip()) else 0.0
+    return 1.0 if is_tw_think_answer(completion) else 0.0
 
 
 def answer_format_reward(completion: str) -> float:
@@ -32,4 +26,4 @@ def answer_format_reward(completion: str) -> float:
 
     The content may not contain think or answer tags; nothing may come before or after the block.
     """
-    return 1.0 if _ANSWER_ONLY_RE.fullmatch(completion) else 0.0
+    return 1.0 if is_answer_only(completion) else 0.0

@@ -1,4 +1,4 @@
-"""VL-Rethinker Forced Rethinking, the model-free parts (arXiv 2504.08837; specs/algorithms.md §1, B9).
+"""VL-Rethinker Forced Rethinking, the model-free parts (arXiv 2504.08837; docs/algorithms.md lists our choices).
 
 During RL rollouts some first-pass completions are (optionally) truncated, a textual "Wait…" trigger is
 appended, and the policy writes a continuation. A continuation that ends correct replaces its first-pass
@@ -7,7 +7,7 @@ counts; the rollout step does the generation, grading and replacement. Every ran
 ``random.Random`` so that a seeded run is reproducible, and each function documents which draws it makes.
 
 Adaptation to this project: completions are ``<think>…</think><answer>…</answer>``, not ``\\boxed{}``, so
-the truncation rule of B9 step 3 is mapped onto the ``<answer>`` tag (see ``truncate_for_rethinking``).
+the official truncation rule is mapped onto the ``<answer>`` tag (see ``truncate_for_rethinking``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import re
 
+from data_pipelines.completion_format import ANSWER, before_last_answer, tag_pattern
 from vlm_rl.config import RethinkConfig
 
 T0 = "\n\nWait"
@@ -24,13 +25,13 @@ T3 = "\n\nWait, there might be a mistake"
 TRIGGERS: tuple[str, str, str, str] = (T0, T1, T2, T3)
 
 GENERIC_TRIGGER_PROBABILITY = 0.5
-"""B9 step 4: probability of drawing a generic trigger (T0 or T1) instead of the correctness-specific one."""
+"""Probability of drawing a generic trigger (T0 or T1) instead of the correctness-specific one (official code)."""
 T0_GIVEN_GENERIC = 0.4
-"""B9 step 4: probability of T0 (else T1) once a generic trigger is drawn."""
+"""Probability of T0 (else T1) once a generic trigger is drawn (official code)."""
 
 _RETHINK_WORDS = ("wait,", "wait a", "alternatively")
 # Either a whole <answer>/</answer> tag (matched first, so its inner word is consumed) or a free "answer" word.
-_ANSWER_TAG_OR_WORD = re.compile(r"(</?answer>)|(?i:answer)")
+_ANSWER_TAG_OR_WORD = re.compile(f"({tag_pattern(ANSWER).pattern})|(?i:answer)")
 
 
 def is_eligible(
@@ -42,7 +43,7 @@ def is_eligible(
     config: RethinkConfig,
     rng: random.Random,
 ) -> bool:
-    """Whether a first-pass rollout gets a rethinking attempt (training rule of spec B9 step 2).
+    """Whether a first-pass rollout gets a rethinking attempt (the official training rule).
 
     Ineligible when it did not end with EOS, when ``length > config.max_first_pass_tokens``, or when it is
     incorrect and ``group_accuracy > config.group_accuracy_threshold`` (strictly above). Only a rollout that
@@ -57,7 +58,7 @@ def is_eligible(
 
 
 def choose_trigger(correct: bool, rng: random.Random) -> str:
-    """The training trigger for a first pass (spec B9 step 4).
+    """The training trigger for a first pass (the official code's draws).
 
     Draws ``u = rng.random()``. If ``u < 0.5`` a second draw ``v = rng.random()`` picks T0 (``v < 0.4``) or T1;
     otherwise there is no second draw and the result is T2 for a correct first pass, T3 for a wrong one.
@@ -81,7 +82,7 @@ def _cut_before_first_answer_word(text: str) -> str:
 
 
 def truncate_for_rethinking(text: str, *, boxed: bool = False) -> str:
-    """Shorten a first-pass completion before the trigger is appended (spec B9 step 3).
+    """Shorten a first-pass completion before the trigger is appended (the official truncation rule).
 
     Cuts are applied in order, each to the result of the previous one and only if its pattern is found:
 
@@ -95,8 +96,8 @@ def truncate_for_rethinking(text: str, *, boxed: bool = False) -> str:
     ``boxed=True`` is the official rule verbatim. The default mode is this project's adaptation: the
     ``<answer>`` tag plays the role of ``\\boxed`` (it marks the final answer), and tag words are skipped in
     step 3 because in this format they are markup rather than prose such as "so the answer is". The search
-    keeps the official first/last asymmetry (spec pitfall 1(e) 7). ``text`` is the completion alone (the
-    assistant turn), without special tokens.
+    keeps the official first/last asymmetry: the last marker, but the first "answer". ``text`` is the completion
+    alone (the assistant turn), without special tokens.
     """
     text = _cut_before_last(text, "Wait")
     if boxed:
@@ -105,7 +106,7 @@ def truncate_for_rethinking(text: str, *, boxed: bool = False) -> str:
         if index >= 0:
             text = text[:index]
     else:
-        text = _cut_before_last(text, "<answer>")
+        text = before_last_answer(text)
         text = _cut_before_first_answer_word(text)
     text = _cut_before_last(text, "\n\n")
     return text.strip()
@@ -122,9 +123,9 @@ def maybe_truncate(text: str, config: RethinkConfig, rng: random.Random) -> str:
 
 
 def rethink_word_count(text: str) -> int:
-    """Spec B3's w0: occurrences of ``"wait,"``, ``"wait a"`` and ``"alternatively"`` in ``text.lower()``.
+    """How often `text` rethinks: occurrences of ``"wait,"``, ``"wait a"`` and ``"alternatively"`` in ``text.lower()``.
 
-    This is not the validity check's bare ``"wait"`` count (spec pitfall 1(e) 9): ``"waiting"`` counts 0.
+    This is not a count of the bare word ``"wait"``: ``"waiting"`` counts 0.
     """
     lowered = text.lower()
     return sum(lowered.count(word) for word in _RETHINK_WORDS)
@@ -138,13 +139,13 @@ def keep_continuation(
     continuation_text: str,
     config: RethinkConfig,
 ) -> bool:
-    """Whether a rethinking continuation replaces its first-pass rollout (spec B9 step 7).
+    """Whether a rethinking continuation replaces its first-pass rollout (the official keep rule).
 
     All must hold: ``config.min_new_tokens < new_tokens < config.max_new_tokens``; the full text (truncated
     first pass + trigger + continuation) is graded correct; fewer than ``config.max_kept_per_query``
     continuations are already kept for this query; and ``1 + rethink_word_count(continuation_text) <=
     config.max_rethink_words``, where ``continuation_text`` is the newly generated text only and the 1 stands
-    for the trigger. Any correct continuation is kept, including correct→correct verifications (pitfall 1(e) 8).
+    for the trigger. Any correct continuation is kept, including correct→correct verifications.
     """
     return (
         config.min_new_tokens < new_tokens < config.max_new_tokens

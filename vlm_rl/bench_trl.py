@@ -71,7 +71,7 @@ def grpo_config_kwargs(config, out_dir: Path) -> dict:
         "epsilon": algo.clip_low,
         "epsilon_high": algo.clip_high,
         "loss_type": "grpo",  # per-sequence mean of token losses, then the batch mean: our seq_mean_token_mean
-        "scale_rewards": "group" if algo.scale_by_std else "none",
+        "scale_rewards": "group" if algo.advantage == "grpo" else "none",
         "mask_truncated_completions": algo.mask_truncated,
         "reward_weights": [config.reward.weights[name] for name in ("accuracy", "format")],
         "learning_rate": trainer.lr,

@@ -141,6 +141,26 @@ class RewardConfig:
 
 @dataclass
 class RegGRPOConfig:
+    def check(self, run: RunConfig) -> None:
+        algo = run.algo
+        if algo.policy_loss != "reg_grpo":
+            return
+        if algo.replay.enabled:
+            raise ConfigError(
+                "algo.policy_loss=reg_grpo regresses within groups, and replayed rollouts have no group; "
+                "set algo.replay.enabled=false"
+            )
+        if algo.token_weighting != "none" or algo.mask_truncated:
+            raise ConfigError(
+                "algo.policy_loss=reg_grpo regresses whole-sequence log-ratios: it takes no token weighting and "
+                "no overlong masking; set algo.token_weighting=none and algo.mask_truncated=false"
+            )
+        if self.onpolicy_eps <= 0:
+            raise ConfigError(
+                "algo.reg_grpo.onpolicy_eps must be > 0: the first update of each rollout batch is on-policy, where "
+                "the Reg-GRPO log-ratio is identically 0 and the loss has no gradient without it"
+            )
+
     onpolicy_eps: float = _f(
         1.0,
         "Variance floor of the log-ratio z-score in the first, on-policy update of each rollout batch, where the "
@@ -159,6 +179,17 @@ class CareConfig:
     ema_decay: float = _f(0.995, "EMA decay alpha of the reference: phi <- alpha * phi + (1 - alpha) * theta.")
     ema_every: int = _f(10, "Update the EMA reference after every N-th optimizer step.")
 
+    def check(self, run: RunConfig) -> None:
+        if not self.enabled:
+            return
+        _needs_accuracy(run, "algo.care.enabled")
+        if not 0 <= self.ema_decay <= 1:
+            raise ConfigError("algo.care.ema_decay must lie in [0, 1]")
+        if self.ema_every < 1:
+            raise ConfigError("algo.care.ema_every must be at least 1")
+        if self.margin < 0:
+            raise ConfigError("algo.care.margin must be >= 0")
+
 
 @dataclass
 class TemporalConfig:
@@ -168,6 +199,10 @@ class TemporalConfig:
     bonus: float = _f(0.3, "Added to each qualifying ordered completion's reward.")
     min_accuracy: float = _f(0.1, "Only completions with accuracy above this get the bonus.")
 
+    def check(self, run: RunConfig) -> None:
+        if self.enabled:
+            _needs_accuracy(run, "algo.temporal.enabled")
+
 
 @dataclass
 class ReplayConfig:
@@ -176,6 +211,10 @@ class ReplayConfig:
     )
     capacity: int = _f(0, "Rollouts kept (FIFO); 0 = half of one step's rollouts, as the official code.")
     alpha: float = _f(1.0, "Replay priority |advantage|**alpha (+1e-4); 0 = uniform.")
+
+    def check(self, run: RunConfig) -> None:
+        if self.capacity < 0 or self.alpha < 0:
+            raise ConfigError("algo.replay.capacity and algo.replay.alpha must be >= 0")
 
 
 @dataclass
@@ -191,6 +230,15 @@ class RethinkConfig:
     max_first_pass_tokens: int = _f(1024, "First passes longer than this are not rethought (the code's max_tokens - 1024).")
     temperature: float = _f(0.9, "Sampling temperature of the continuation.")
 
+    def check(self, run: RunConfig) -> None:
+        for name in ("skip_probability", "group_accuracy_threshold", "truncate_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"algo.rethink.{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.min_new_tokens >= self.max_new_tokens:
+            raise ConfigError("algo.rethink.min_new_tokens must be smaller than algo.rethink.max_new_tokens")
+        if self.enabled:
+            _needs_accuracy(run, "algo.rethink.enabled")
+
 
 @dataclass
 class DifficultyConfig:
@@ -202,17 +250,35 @@ class DifficultyConfig:
     noise_sigma0: float = _f(0.05, "Base std of the frame noise on [0, 1] pixels; the noise std is (|delta| + 1) * sigma0.")
     guided_traces: int = _f(4, "Traces generated with the answer visible; the best-rewarded one gives the hint.")
 
+    def check(self, run: RunConfig) -> None:
+        if self.window < 1 or self.guided_traces < 1 or self.noise_sigma0 <= 0:
+            raise ConfigError("algo.difficulty.window and guided_traces must be >= 1 and noise_sigma0 > 0")
+
+
+@dataclass
+class TWGRPOConfig:
+    alpha: float = _f(1.7, "Largest token weight (weights lie in [1, alpha]); the official scripts use 1.7.")
+    chunk: int = _f(0, "Positions per chunk when computing the weights (0 = all at once, exact form).")
+
+    def check(self, run: RunConfig) -> None:
+        if run.algo.token_weighting == "tw_grpo" and self.alpha < 1:
+            raise ConfigError("algo.tw_grpo.alpha must be >= 1 (the code form: weights in [1, alpha]; the official value is 1.7)")
+        if self.chunk < 0:
+            raise ConfigError("algo.tw_grpo.chunk must be >= 0")
+
 
 @dataclass
 class AlgoConfig:
     advantage: str = _f("grpo", "Advantage estimator: grpo (group mean/std, DeepSeekMath) or dr_grpo (mean only, Dr.GRPO).")
-    scale_by_std: bool = _f(True, "Divide by the reward std (off = Dr.GRPO).")
-    std_mode: Literal["group", "batch"] = _f("group", "Std over each group or over the whole batch.")
+    std_mode: Literal["group", "batch"] = _f("group", "grpo advantage: std over each group or over the whole batch.")
     policy_loss: str = _f(
-        "clipped_surrogate", "Policy loss: clipped_surrogate (PPO/GRPO), gspo (sequence-level ratio) or reg_grpo (Reg-GRPO regression)."
+        "clipped_surrogate", "Loss: clipped_surrogate (PPO/GRPO), gspo (sequence-level ratio) or reg_grpo (Reg-GRPO regression)."
     )
     clip_low: float = _f(0.2, "Lower clip epsilon of the ratio.")
     clip_high: float = _f(0.2, "Upper clip epsilon (DAPO clip-higher uses 0.28).")
+    clip_ratio_c: float | None = _f(
+        None, "Dual clip (verl): the policy loss of a negative-advantage token is at most -A * c; c > 1, null = off (verl uses 3)."
+    )
     beta: float = _f(0.0, "KL coefficient to the reference model; 0 loads no reference model.")
     kl_estimator: Literal["k1", "k2", "k3"] = _f("k3", "Per-token KL estimator (Schulman).")
     kl_clamp: float | None = _f(None, "Clamp of log(pi_ref/pi) before the KL estimator (GRPO-CARE uses 10).")
@@ -220,11 +286,10 @@ class AlgoConfig:
         "seq_mean_token_mean", "Loss aggregation: GRPO per-sequence mean, DAPO token mean, or Dr.GRPO constant normaliser."
     )
     num_iterations: int = _f(1, "Optimizer updates per rollout batch (mu); >1 keeps the old log-probs.")
-    token_weighting: Literal["none", "tw_grpo"] = _f(
-        "none", "Per-token loss weights: tw_grpo = TW-GRPO intra-group divergence weights (use with aggregation=token_mean)."
+    token_weighting: str = _f(
+        "none", "Per-token loss weights: none, or tw_grpo = TW-GRPO intra-group divergence weights (use with aggregation=token_mean)."
     )
-    tw_alpha: float = _f(1.7, "TW-GRPO: largest token weight (weights lie in [1, alpha]); the official scripts use 1.7.")
-    tw_chunk: int = _f(0, "TW-GRPO: positions per chunk when computing the weights (0 = all at once, exact form).")
+    tw_grpo: TWGRPOConfig = _sub(TWGRPOConfig, "TW-GRPO token weights (algo.token_weighting=tw_grpo).")
     mask_truncated: bool = _f(False, "Overlong masking (DAPO): completions cut at max_new_tokens get no loss.")
     dynamic_sampling: bool = _f(
         False, "Dynamic sampling (DAPO): drop groups whose rewards all agree and sample new prompts to refill the batch."
@@ -401,61 +466,31 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("rollout.shared_prefill belongs to the hf engine; vLLM shares prompt prefixes itself (prefix caching)")
     if config.trainer.prompts_per_step % config.trainer.micro_batch_prompts:
         raise ConfigError("trainer.prompts_per_step must be a multiple of trainer.micro_batch_prompts")
-    from vlm_rl.algorithms import ADVANTAGE_ESTIMATORS, POLICY_LOSSES, REGRESSION_LOSSES
+    from vlm_rl.algorithms import ADVANTAGE_ESTIMATORS, LOSSES, TOKEN_WEIGHTINGS
 
     algo = config.algo
-    if algo.advantage not in ADVANTAGE_ESTIMATORS:
-        raise ConfigError(f"algo.advantage: {algo.advantage!r} is not one of {ADVANTAGE_ESTIMATORS.names()}")
-    losses = [*POLICY_LOSSES.names(), *REGRESSION_LOSSES.names()]
-    if algo.policy_loss not in losses:
-        raise ConfigError(f"algo.policy_loss: {algo.policy_loss!r} is not one of {losses}")
-    if algo.policy_loss in REGRESSION_LOSSES:
-        if algo.replay.enabled:
-            raise ConfigError(
-                "algo.policy_loss=reg_grpo regresses within groups, and replayed rollouts have no group; "
-                "set algo.replay.enabled=false"
-            )
-        if algo.token_weighting != "none" or algo.mask_truncated:
-            raise ConfigError(
-                "algo.policy_loss=reg_grpo regresses whole-sequence log-ratios: it takes no token weighting and "
-                "no overlong masking; set algo.token_weighting=none and algo.mask_truncated=false"
-            )
-        if algo.reg_grpo.onpolicy_eps <= 0:
-            raise ConfigError(
-                "algo.reg_grpo.onpolicy_eps must be > 0: the first update of each rollout batch is on-policy, where "
-                "the Reg-GRPO log-ratio is identically 0 and the loss has no gradient without it"
-            )
-    needs_accuracy = [name for name, on in (("care", algo.care.enabled), ("temporal", algo.temporal.enabled)) if on]
-    if needs_accuracy and "accuracy" not in config.reward.weights:
-        raise ConfigError(
-            f"algo.{needs_accuracy[0]}.enabled needs the 'accuracy' reward: add it to reward.weights (weight 0 keeps it out of the total)"
-        )
-    if algo.care.enabled and not 0 <= algo.care.ema_decay <= 1:
-        raise ConfigError("algo.care.ema_decay must lie in [0, 1]")
-    if algo.care.enabled and algo.care.ema_every < 1:
-        raise ConfigError("algo.care.ema_every must be at least 1")
-    if algo.replay.capacity < 0 or algo.replay.alpha < 0:
-        raise ConfigError("algo.replay.capacity and algo.replay.alpha must be >= 0")
-    rethink = algo.rethink
-    for name in ("skip_probability", "group_accuracy_threshold", "truncate_probability"):
-        if not 0.0 <= getattr(rethink, name) <= 1.0:
-            raise ConfigError(f"algo.rethink.{name} must lie in [0, 1], got {getattr(rethink, name)}")
-    if rethink.min_new_tokens >= rethink.max_new_tokens:
-        raise ConfigError("algo.rethink.min_new_tokens must be smaller than algo.rethink.max_new_tokens")
-    if rethink.enabled and "accuracy" not in config.reward.weights:
-        raise ConfigError("algo.rethink.enabled needs the 'accuracy' reward: add it to reward.weights")
-    if algo.difficulty.window < 1 or algo.difficulty.guided_traces < 1 or algo.difficulty.noise_sigma0 <= 0:
-        raise ConfigError("algo.difficulty.window and guided_traces must be >= 1 and noise_sigma0 > 0")
-    if algo.care.margin < 0:
-        raise ConfigError("algo.care.margin must be >= 0")
-    if config.algo.advantage == "dr_grpo" and config.algo.scale_by_std:
-        raise ConfigError("algo.advantage=dr_grpo never divides by the std; also set algo.scale_by_std=false")
-    if config.algo.token_weighting == "tw_grpo" and config.algo.tw_alpha < 1:
-        raise ConfigError("algo.tw_alpha must be >= 1 (the code form: weights in [1, alpha]; the official value is 1.7)")
-    if config.algo.beta < 0:
+    for key, registry, extra in (
+        ("advantage", ADVANTAGE_ESTIMATORS, []),
+        ("policy_loss", LOSSES, []),
+        ("token_weighting", TOKEN_WEIGHTINGS, ["none"]),
+    ):
+        if getattr(algo, key) not in registry and getattr(algo, key) not in extra:
+            raise ConfigError(f"algo.{key}: {getattr(algo, key)!r} is not one of {[*extra, *registry.names()]}")
+    if algo.beta < 0:
         raise ConfigError("algo.beta must be >= 0")
-    if config.algo.num_iterations < 1:
+    if algo.num_iterations < 1:
         raise ConfigError("algo.num_iterations must be at least 1")
+    if algo.clip_ratio_c is not None and algo.clip_ratio_c <= 1:
+        raise ConfigError(f"algo.clip_ratio_c must be > 1 (or null for no dual clip), got {algo.clip_ratio_c}")
+    for f in dataclasses.fields(algo):
+        value = getattr(algo, f.name)
+        if dataclasses.is_dataclass(value) and hasattr(value, "check"):
+            value.check(config)
+
+
+def _needs_accuracy(run: RunConfig, flag: str) -> None:
+    if "accuracy" not in run.reward.weights:
+        raise ConfigError(f"{flag} needs the 'accuracy' reward: add it to reward.weights (weight 0 keeps it out of the total)")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -11,18 +11,18 @@ from vlm_rl.algorithms import (
     ADVANTAGE_ESTIMATORS,
     AGGREGATIONS,
     KL_ESTIMATORS,
-    POLICY_LOSSES,
+    LOSSES,
     AdvantageEstimator,
     KLEstimator,
     LossAggregation,
-    PolicyLoss,
+    Loss,
     Registry,
     clipped_surrogate,
     dr_grpo_advantages,
     get_advantage_fn,
     get_aggregation_fn,
     get_kl_fn,
-    get_policy_loss_fn,
+    get_loss_fn,
     group_reward_std,
     group_stats,
     grpo_advantages,
@@ -333,12 +333,12 @@ def test_builtin_registries_contents_and_lookup() -> None:
     assert ADVANTAGE_ESTIMATORS.names() == sorted(e.value for e in AdvantageEstimator)
     assert KL_ESTIMATORS.names() == ["k1", "k2", "k3"]
     assert AGGREGATIONS.names() == sorted(e.value for e in LossAggregation)
-    assert POLICY_LOSSES.names() == ["clipped_surrogate", "gspo"]
+    assert LOSSES.names() == sorted(e.value for e in Loss) == ["clipped_surrogate", "gspo", "reg_grpo"]
     assert get_advantage_fn("grpo") is grpo_advantages
     assert get_advantage_fn(AdvantageEstimator.DR_GRPO) is dr_grpo_advantages
     assert get_kl_fn(KLEstimator.K3) is kl_k3
     assert get_aggregation_fn("token_mean") is token_mean
-    assert get_policy_loss_fn(PolicyLoss.CLIPPED_SURROGATE) is clipped_surrogate
+    assert get_loss_fn(Loss.REG_GRPO) is LOSSES.get("reg_grpo")
     with pytest.raises(ValueError, match="advantage estimator 'grpo' is already registered"):
         ADVANTAGE_ESTIMATORS.register("grpo")(dr_grpo_advantages)
     assert get_advantage_fn("grpo") is grpo_advantages

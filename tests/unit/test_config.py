@@ -49,7 +49,11 @@ def test_bad_keys_and_types_are_refused_with_the_key(override, message):
     [
         (["data.video.nframes=8"], "fps and data.video.nframes are exclusive"),
         (["trainer.prompts_per_step=3", "trainer.micro_batch_prompts=2"], "multiple of"),
-        (["algo.advantage=dr_grpo"], "scale_by_std=false"),
+        (["algo.advantage=ppo"], "algo.advantage: 'ppo' is not one of"),
+        (["algo.token_weighting=tw"], r"algo.token_weighting: 'tw' is not one of \['none', 'tw_grpo'\]"),
+        (["algo.token_weighting=tw_grpo", "algo.tw_grpo.alpha=0.5"], "algo.tw_grpo.alpha must be >= 1"),
+        (["algo.clip_ratio_c=1.0"], "clip_ratio_c must be > 1"),
+        (["algo.scale_by_std=false"], "unknown config key 'algo.scale_by_std'"),
         (["algo.beta=-1"], "algo.beta"),
         (["algo.policy_loss=ppo"], "algo.policy_loss: 'ppo' is not one of"),
         (["algo.policy_loss=reg_grpo", "algo.token_weighting=tw_grpo"], "no token weighting"),

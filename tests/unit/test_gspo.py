@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vlm_rl.algorithms import get_policy_loss_fn
+from vlm_rl.algorithms import clipped_surrogate, gspo
 
 torch.manual_seed(0)
 
@@ -25,7 +25,6 @@ def _reference(logp, old, adv, mask, low, high):
 
 
 def test_gspo_matches_the_sequence_level_formula_and_gradient():
-    gspo = get_policy_loss_fn("gspo")
     for low, high in ((3e-4, 4e-4), (0.2, 0.2), (10.0 / 11.0, 5.0)):
         logp, old, adv, mask = _inputs()
         out = gspo(logp, old, adv, mask, clip_low=min(low, 1.0), clip_high=high)
@@ -39,7 +38,6 @@ def test_gspo_matches_the_sequence_level_formula_and_gradient():
 
 
 def test_gspo_clips_whole_sequences_and_reports_low_and_high_separately():
-    gspo = get_policy_loss_fn("gspo")
     logp = torch.zeros(2, 3, requires_grad=True)
     old = torch.tensor([[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]])  # ratios e^0.5 and e^-0.5
     mask = torch.ones(2, 3)
@@ -51,7 +49,7 @@ def test_gspo_clips_whole_sequences_and_reports_low_and_high_separately():
 
 
 def test_token_level_clip_split():
-    surrogate = get_policy_loss_fn("clipped_surrogate")
+    surrogate = clipped_surrogate
     logp = torch.zeros(1, 4, requires_grad=True)
     old = torch.tensor([[-0.5, 0.5, 0.0, -0.5]])
     out = surrogate(logp, old, torch.tensor([1.0]), torch.ones(1, 4), clip_low=0.2, clip_high=0.2)

@@ -21,7 +21,7 @@ def _kl(estimator: str, logp: torch.Tensor, ref: float) -> torch.Tensor:
 
 
 def _reference_loss(logp, old, adv, mask, ref, weights, *, clip_low, clip_high, beta, estimator, aggregation, norm_const):
-    """The clipped surrogate written out token by token."""
+    """The clipped surrogate written out token by token; token weights scale the KL term too (TW-GRPO's code)."""
     rows, cols = logp.shape
     per_row, count_row = [], []
     for i in range(rows):
@@ -31,10 +31,10 @@ def _reference_loss(logp, old, adv, mask, ref, weights, *, clip_low, clip_high, 
                 continue
             ratio = torch.exp(logp[i, t] - old[i, t])
             clipped = torch.clamp(ratio, 1 - clip_low, 1 + clip_high)
-            term = -torch.minimum(ratio * adv[i], clipped * adv[i]) * weights[i, t]
+            term = -torch.minimum(ratio * adv[i], clipped * adv[i])
             if beta > 0:
                 term = term + beta * _kl(estimator, logp[i, t], float(ref[i, t]))
-            total = total + term
+            total = total + term * weights[i, t]
             count += 1
         per_row.append(total)
         count_row.append(count)

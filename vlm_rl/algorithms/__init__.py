@@ -1,4 +1,4 @@
-"""Pure tensor math for GRPO-family RL: advantages, policy losses, KL estimators, aggregation.
+"""Pure tensor math for GRPO-family RL: advantages, losses, KL estimators, aggregation, token weights.
 
 Nothing here imports the rest of the project. Every function is registered by name; the
 trainer looks it up from config with the ``get_*`` helpers below, which accept the enum member
@@ -13,8 +13,10 @@ from vlm_rl.algorithms.advantages import (
     ADVANTAGE_ESTIMATORS,
     AdvantageEstimator,
     AdvantageFn,
+    GroupMoments,
     GroupStats,
     dr_grpo_advantages,
+    group_moments,
     group_reward_std,
     group_stats,
     grpo_advantages,
@@ -23,21 +25,17 @@ from vlm_rl.algorithms.aggregation import (
     AGGREGATIONS,
     AggregationFn,
     LossAggregation,
+    StepNormaliser,
+    micro_batch_share,
     seq_mean_token_mean,
     seq_mean_token_sum_norm,
     token_mean,
 )
 from vlm_rl.algorithms.care import answer_char_span, answer_span_confidence, care_bonus, ema_update_, should_update_ema
 from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator, KLFn, kl_k1, kl_k2, kl_k3
-from vlm_rl.algorithms.policy_loss import (
-    POLICY_LOSSES,
-    PolicyLoss,
-    PolicyLossFn,
-    PolicyLossOutput,
-    clipped_surrogate,
-    gspo,
-)
-from vlm_rl.algorithms.reg_grpo import REGRESSION_LOSSES, RegGRPOOutput, get_reg_loss_fn, reg_grpo_loss, sequence_logp
+from vlm_rl.algorithms.losses import LOSSES, Loss, LossFn, LossInputs, LossOutput, LossSettings
+from vlm_rl.algorithms.policy_loss import PolicyLossOutput, clipped_surrogate, gspo
+from vlm_rl.algorithms.reg_grpo import RegGRPOOutput, reg_grpo_loss, sequence_logp
 from vlm_rl.algorithms.registry import Registry
 from vlm_rl.algorithms.temporal import temporal_contrast_bonus
 from vlm_rl.algorithms.token_weights import (
@@ -55,9 +53,9 @@ def get_advantage_fn(name: str | Enum) -> AdvantageFn:
     return ADVANTAGE_ESTIMATORS.get(name)
 
 
-def get_policy_loss_fn(name: str | Enum) -> PolicyLossFn:
-    """Policy loss registered under ``name`` (``"clipped_surrogate"``)."""
-    return POLICY_LOSSES.get(name)
+def get_loss_fn(name: str | Enum) -> LossFn:
+    """Loss registered under ``name`` (``"clipped_surrogate"``, ``"gspo"``, ``"reg_grpo"``)."""
+    return LOSSES.get(name)
 
 
 def get_kl_fn(name: str | Enum) -> KLFn:
@@ -74,49 +72,54 @@ __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "AGGREGATIONS",
     "KL_ESTIMATORS",
-    "POLICY_LOSSES",
+    "LOSSES",
+    "TOKEN_WEIGHTINGS",
     "AdvantageEstimator",
     "AdvantageFn",
     "AggregationFn",
+    "GroupMoments",
     "GroupStats",
     "KLEstimator",
     "KLFn",
+    "Loss",
     "LossAggregation",
-    "PolicyLoss",
-    "PolicyLossFn",
+    "LossFn",
+    "LossInputs",
+    "LossOutput",
+    "LossSettings",
     "PolicyLossOutput",
-    "Registry",
-    "clipped_surrogate",
-    "dr_grpo_advantages",
-    "get_advantage_fn",
-    "temporal_contrast_bonus",
-    "TOKEN_WEIGHTINGS",
-    "TokenWeighting",
-    "get_token_weight_fn",
-    "tw_grpo_token_weights",
-    "tw_grpo_token_weights_chunked",
-    "tw_grpo_token_weights_grouped",
-    "REGRESSION_LOSSES",
     "RegGRPOOutput",
+    "Registry",
+    "StepNormaliser",
+    "TokenWeighting",
     "answer_char_span",
     "answer_span_confidence",
     "care_bonus",
+    "clipped_surrogate",
+    "dr_grpo_advantages",
     "ema_update_",
-    "get_reg_loss_fn",
-    "gspo",
-    "reg_grpo_loss",
-    "sequence_logp",
-    "should_update_ema",
+    "get_advantage_fn",
     "get_aggregation_fn",
     "get_kl_fn",
-    "get_policy_loss_fn",
+    "get_loss_fn",
+    "get_token_weight_fn",
+    "group_moments",
     "group_reward_std",
     "group_stats",
     "grpo_advantages",
+    "gspo",
     "kl_k1",
     "kl_k2",
     "kl_k3",
+    "micro_batch_share",
+    "reg_grpo_loss",
     "seq_mean_token_mean",
     "seq_mean_token_sum_norm",
+    "sequence_logp",
+    "should_update_ema",
+    "temporal_contrast_bonus",
     "token_mean",
+    "tw_grpo_token_weights",
+    "tw_grpo_token_weights_chunked",
+    "tw_grpo_token_weights_grouped",
 ]

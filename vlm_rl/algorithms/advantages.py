@@ -73,18 +73,38 @@ def _check_inputs(rewards: Tensor, group_ids: Tensor) -> Tensor:
     return rewards
 
 
-def _stats_by_index(values: Tensor, index: Tensor, num_groups: int) -> GroupStats:
-    """Mean, unbiased std and size per group for ``values[N]`` with dense ``index[N]`` in [0, K)."""
+class GroupMoments(NamedTuple):
+    """Per-group quantities ``[K]`` for dense group indices in ``[0, K)``."""
+
+    size: Tensor
+    mean: Tensor
+    var: Tensor
+
+
+def group_moments(values: Tensor, index: Tensor, num_groups: int, ddof: int = 1) -> GroupMoments:
+    """Size, mean and variance (divisor ``size - ddof``, clamped to >= 1) of ``values[N]`` per group.
+
+    ``index[N]`` holds dense group indices in ``[0, num_groups)``. Values are shifted by a detached
+    per-group minimum before summing, so a constant group has variance exactly 0; the shift cancels
+    in the gradient, so ``values`` may carry a graph.
+    """
     size = torch.bincount(index, minlength=num_groups)
-    shift = values.new_full((num_groups,), float("inf")).scatter_reduce(
-        0, index, values, reduce="amin", include_self=False
+    shift = (
+        values.detach()
+        .new_full((num_groups,), float("inf"))
+        .scatter_reduce(0, index, values.detach(), reduce="amin", include_self=False)
     )
     shifted_sum = values.new_zeros(num_groups).index_add(0, index, values - shift[index])
     mean = shift + shifted_sum / size
     dev = values - mean[index]
     sq_sum = values.new_zeros(num_groups).index_add(0, index, dev * dev)
-    std = (sq_sum / (size - 1).clamp(min=1)).sqrt()
-    return GroupStats(mean=mean[index], std=std[index], size=size[index])
+    return GroupMoments(size=size, mean=mean, var=sq_sum / (size - ddof).clamp(min=1))
+
+
+def _stats_by_index(values: Tensor, index: Tensor, num_groups: int) -> GroupStats:
+    """Mean, unbiased std and size per group for ``values[N]`` with dense ``index[N]`` in [0, K)."""
+    moments = group_moments(values, index, num_groups, ddof=1)
+    return GroupStats(mean=moments.mean[index], std=moments.var.sqrt()[index], size=moments.size[index])
 
 
 def _group_stats_checked(rewards: Tensor, group_ids: Tensor) -> GroupStats:

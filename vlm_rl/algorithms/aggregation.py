@@ -10,12 +10,19 @@ Names (see Dr.GRPO, arXiv 2503.20783, and DAPO, arXiv 2503.14476, for the length
 - ``token_mean``: ``sum_it m_it l_it / sum_it m_it`` (DAPO token-level loss; TW-GRPO).
 - ``seq_mean_token_sum_norm``: ``sum_it m_it l_it / (B * C)`` with a constant ``C`` such as
   the maximum completion length (Dr.GRPO), so the weight of a token does not depend on lengths.
+
+A training step splits its batch into micro-batches (and processes). Each aggregation declares the
+unit of its normaliser (rows or tokens) when it is registered, and :func:`micro_batch_share` turns a
+micro-batch's mean into its share of the whole step's loss from the step's global counts, so the
+accumulated gradient equals the gradient of the unsplit batch for every registered aggregation.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -39,6 +46,52 @@ class AggregationFn(Protocol):
 
 AGGREGATIONS: Registry[AggregationFn] = Registry("loss aggregation")
 
+NormaliserUnit = Literal["rows", "tokens"]
+_UNITS: dict[str, NormaliserUnit] = {}
+
+
+@dataclass(frozen=True)
+class StepNormaliser:
+    """Counts over one whole optimizer step: every micro-batch of every process.
+
+    ``rows`` and ``tokens`` are the step's completions and completion-mask tokens, divided by the
+    number of processes whose gradients are averaged (DDP / DeepSpeed average, so each process's
+    share is scaled up by that number and the average is the global mean).
+    """
+
+    rows: float
+    tokens: float
+
+
+def aggregation(name: str | Enum, unit: NormaliserUnit) -> Callable[[AggregationFn], AggregationFn]:
+    """Register an aggregation under ``name`` with the unit its mean divides by (``rows`` or ``tokens``)."""
+
+    def decorator(fn: AggregationFn) -> AggregationFn:
+        AGGREGATIONS.register(name)(fn)
+        _UNITS[_name(name)] = unit
+        return fn
+
+    return decorator
+
+
+def _name(name: str | Enum) -> str:
+    return name.value if isinstance(name, Enum) else name
+
+
+def micro_batch_share(name: str | Enum, mask: Tensor, step: StepNormaliser | None) -> float:
+    """Share of the step's loss carried by a micro-batch with completion mask ``mask`` [B, T].
+
+    A row-normalised aggregation's micro-batch mean counts ``B / step.rows`` of the step's loss, a
+    token-normalised one ``mask.sum() / step.tokens``. ``step`` None means the micro-batch is the
+    whole step (share 1).
+    """
+    AGGREGATIONS.get(name)
+    if step is None:
+        return 1.0
+    if _UNITS[_name(name)] == "tokens":
+        return float(mask.sum()) / step.tokens
+    return mask.shape[0] / step.rows
+
 
 def _masked(loss: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Validate shapes; return ``(loss * mask with padding set to 0, float mask)``."""
@@ -55,7 +108,7 @@ def _nonzero(x: Tensor) -> Tensor:
     return torch.where(x != 0, x, torch.ones_like(x))
 
 
-@AGGREGATIONS.register(LossAggregation.SEQ_MEAN_TOKEN_MEAN)
+@aggregation(LossAggregation.SEQ_MEAN_TOKEN_MEAN, unit="rows")
 def seq_mean_token_mean(loss: Tensor, mask: Tensor, *, norm_const: int | None = None) -> Tensor:
     """Mean over sequences of each sequence's masked token mean.
 
@@ -77,7 +130,7 @@ def seq_mean_token_mean(loss: Tensor, mask: Tensor, *, norm_const: int | None = 
     return per_seq.sum() / _nonzero(num_seqs)
 
 
-@AGGREGATIONS.register(LossAggregation.TOKEN_MEAN)
+@aggregation(LossAggregation.TOKEN_MEAN, unit="tokens")
 def token_mean(loss: Tensor, mask: Tensor, *, norm_const: int | None = None) -> Tensor:
     """Sum over all masked tokens divided by the number of masked tokens (DAPO).
 
@@ -94,7 +147,7 @@ def token_mean(loss: Tensor, mask: Tensor, *, norm_const: int | None = None) -> 
     return masked.sum() / _nonzero(mask_f.sum())
 
 
-@AGGREGATIONS.register(LossAggregation.SEQ_MEAN_TOKEN_SUM_NORM)
+@aggregation(LossAggregation.SEQ_MEAN_TOKEN_SUM_NORM, unit="rows")
 def seq_mean_token_sum_norm(loss: Tensor, mask: Tensor, *, norm_const: int | None = None) -> Tensor:
     """Sum over all masked tokens divided by ``B * norm_const`` (Dr.GRPO, arXiv 2503.20783).
 

@@ -8,23 +8,13 @@ sequence-level importance ratio (Zheng et al., arXiv 2507.18071).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import torch
 from torch import Tensor
 
 from vlm_rl.algorithms.aggregation import AGGREGATIONS, LossAggregation, token_mean
 from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator, kl_k3
-from vlm_rl.algorithms.registry import Registry
-
-
-class PolicyLoss(StrEnum):
-    """Built-in policy loss names."""
-
-    CLIPPED_SURROGATE = "clipped_surrogate"
-    GSPO = "gspo"
 
 
 @dataclass(frozen=True)
@@ -36,6 +26,7 @@ class PolicyLossOutput:
         clip_fraction: 0-d, fraction of mask tokens where the clip is active (zero gradient).
         clip_low_fraction: 0-d, the part of it below ``1 - clip_low`` (negative advantages).
         clip_high_fraction: 0-d, the part of it above ``1 + clip_high`` (positive advantages).
+        dual_clip_fraction: 0-d, fraction of mask tokens whose loss the dual clip bounded (0 when off).
         approx_kl: 0-d, mask-token mean of k3 between the old and current policy.
         kl: 0-d, mask-token mean of the per-token KL to the reference (0 when not computed).
         ratio_mean: 0-d, mask-token mean of the importance ratio ``pi / pi_old``.
@@ -47,14 +38,10 @@ class PolicyLossOutput:
     clip_fraction: Tensor
     clip_low_fraction: Tensor
     clip_high_fraction: Tensor
+    dual_clip_fraction: Tensor
     approx_kl: Tensor
     kl: Tensor
     ratio_mean: Tensor
-
-
-PolicyLossFn = Callable[..., PolicyLossOutput]
-
-POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss")
 
 
 def _check_shapes(
@@ -76,7 +63,6 @@ def _check_shapes(
         raise ValueError(f"advantages must have shape [B]={tuple(logp.shape[:1])}, got {tuple(advantages.shape)}")
 
 
-@POLICY_LOSSES.register(PolicyLoss.CLIPPED_SURROGATE)
 def clipped_surrogate(
     logp: Tensor,
     old_logp: Tensor,
@@ -92,18 +78,23 @@ def clipped_surrogate(
     aggregation: str = LossAggregation.SEQ_MEAN_TOKEN_MEAN,
     norm_const: int | None = None,
     token_weights: Tensor | None = None,
+    clip_ratio_c: float | None = None,
 ) -> PolicyLossOutput:
     """PPO/GRPO clipped surrogate with decoupled clip range and optional KL penalty.
 
     Per token, with ``r = exp(logp - old_logp)`` and the completion's advantage ``A``:
 
-        l_t = -w_t * min(r * A, clip(r, 1 - clip_low, 1 + clip_high) * A) + beta * KL_t
+        pg_t = -min(r * A, clip(r, 1 - clip_low, 1 + clip_high) * A)
+        l_t  = w_t * (pg_t + beta * KL_t)
 
     then reduced with the named aggregation over ``mask``. ``w_t`` are optional token weights
-    (TW-GRPO), treated as constants; ``KL_t`` is the named estimator between ``logp`` and
-    ``ref_logp`` (see :mod:`vlm_rl.algorithms.kl`). ``old_logp`` and ``ref_logp`` are detached.
+    (TW-GRPO, arXiv 2505.24718), treated as constants and applied to the KL term too, as the
+    official TW-GRPO code does; ``KL_t`` is the named estimator between ``logp`` and ``ref_logp``
+    (see :mod:`vlm_rl.algorithms.kl`). ``old_logp`` and ``ref_logp`` are detached. With
+    ``clip_ratio_c`` (dual clip, Ye et al. arXiv 1912.09729, as in verl) the policy term of a
+    negative-advantage token is at most ``-A * clip_ratio_c``, so a huge ratio cannot blow it up.
 
-    Single-update trick (spec 0.1): with ``old_logp = logp.detach()`` the ratio is 1 in value,
+    Single update per rollout batch: with ``old_logp = logp.detach()`` the ratio is 1 in value,
     the clip is never active and the gradient w.r.t. ``logp`` is ``-A * w * d(aggregation)``.
 
     Args:
@@ -119,7 +110,8 @@ def clipped_surrogate(
         kl_clamp: optional clamp of ``ref_logp - logp`` inside the KL estimator.
         aggregation: registered loss aggregation name.
         norm_const: constant for ``"seq_mean_token_sum_norm"``.
-        token_weights: optional ``[B, T]`` weights on the policy term.
+        token_weights: optional ``[B, T]`` weights on each token's loss (policy and KL terms).
+        clip_ratio_c: optional dual-clip constant ``> 1`` for negative advantages (None = off).
 
     Returns:
         :class:`PolicyLossOutput`.
@@ -139,10 +131,10 @@ def clipped_surrogate(
         aggregation=aggregation,
         norm_const=norm_const,
         token_weights=token_weights,
+        clip_ratio_c=clip_ratio_c,
     )
 
 
-@POLICY_LOSSES.register(PolicyLoss.GSPO)
 def gspo(
     logp: Tensor,
     old_logp: Tensor,
@@ -158,6 +150,7 @@ def gspo(
     aggregation: str = LossAggregation.SEQ_MEAN_TOKEN_MEAN,
     norm_const: int | None = None,
     token_weights: Tensor | None = None,
+    clip_ratio_c: float | None = None,
 ) -> PolicyLossOutput:
     """GSPO: the clipped objective on the sequence-level importance ratio (arXiv 2507.18071).
 
@@ -186,6 +179,7 @@ def gspo(
         aggregation=aggregation,
         norm_const=norm_const,
         token_weights=token_weights,
+        clip_ratio_c=clip_ratio_c,
     )
 
 
@@ -204,6 +198,7 @@ def _clipped_objective(
     aggregation: str,
     norm_const: int | None,
     token_weights: Tensor | None,
+    clip_ratio_c: float | None,
 ) -> PolicyLossOutput:
     """The clipped objective given per-token log importance ratios ``[B, T]`` (graph attached)."""
     if not 0.0 <= clip_low <= 1.0:
@@ -214,6 +209,8 @@ def _clipped_objective(
         raise ValueError(f"beta must be >= 0, got {beta}")
     if beta > 0.0 and ref_logp is None:
         raise ValueError("beta > 0 needs ref_logp (reference-policy log-probs); pass it or set beta = 0")
+    if clip_ratio_c is not None and clip_ratio_c <= 1.0:
+        raise ValueError(f"clip_ratio_c (dual clip) must be > 1, got {clip_ratio_c}")
     kl_fn = KL_ESTIMATORS.get(kl_estimator)
     aggregate = AGGREGATIONS.get(aggregation)
 
@@ -222,13 +219,18 @@ def _clipped_objective(
     unclipped = ratio * adv
     clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv
     per_token = -torch.minimum(unclipped, clipped)
-    if token_weights is not None:
-        per_token = per_token * token_weights.detach()
+    dual_clipped = torch.zeros_like(per_token, dtype=torch.bool)
+    if clip_ratio_c is not None:
+        bound = -adv * clip_ratio_c
+        dual_clipped = (adv < 0) & (per_token > bound)
+        per_token = torch.where(adv < 0, torch.minimum(per_token, bound), per_token)
 
     kl_tokens: Tensor | None = None
     if beta > 0.0 and ref_logp is not None:
         kl_tokens = kl_fn(logp, ref_logp.detach(), clamp=kl_clamp)
         per_token = per_token + beta * kl_tokens
+    if token_weights is not None:
+        per_token = per_token * token_weights.detach()
 
     loss = aggregate(per_token, mask, norm_const=norm_const)
 
@@ -238,6 +240,7 @@ def _clipped_objective(
         clip_low_active = (adv < 0) & (ratio < 1.0 - clip_low)
         clip_low_fraction = token_mean(clip_low_active.to(logp.dtype), mask)
         clip_high_fraction = token_mean(clip_high_active.to(logp.dtype), mask)
+        dual_clip_fraction = token_mean(dual_clipped.to(logp.dtype), mask)
         approx_kl = token_mean(kl_k3(logp.detach() - log_ratio.detach(), logp.detach()), mask)
         kl = token_mean(kl_tokens.detach(), mask) if kl_tokens is not None else logp.new_zeros(())
         ratio_mean = token_mean(ratio, mask)
@@ -247,6 +250,7 @@ def _clipped_objective(
         clip_fraction=clip_low_fraction + clip_high_fraction,
         clip_low_fraction=clip_low_fraction,
         clip_high_fraction=clip_high_fraction,
+        dual_clip_fraction=dual_clip_fraction,
         approx_kl=approx_kl,
         kl=kl,
         ratio_mean=ratio_mean,

@@ -14,7 +14,7 @@ regression term of a group equals ``2 * (1 - corr(R, rho))`` and lies in ``[0, 4
 invariant to ``rho -> c * rho + b`` for ``c > 0`` (the temperature and partition function of the
 paper's derivation cancel), so there is no clipping and no temperature hyperparameter.
 
-Degenerate on-policy case (spec 2(e).1): when ``pi_theta == pi_old`` (one gradient step per
+Degenerate on-policy case: when ``pi_theta == pi_old`` (one gradient step per
 rollout batch, or the first iteration of several), ``rho`` is identically 0, ``std_g rho = 0``
 and ``A_theta`` is 0/0. A group is *degenerate* when ``sqrt(var_g rho + log_ratio_eps) <=
 min_log_ratio_std``. The caller must pick how to handle it:
@@ -25,7 +25,7 @@ min_log_ratio_std``. The caller must pick how to handle it:
   ``pi_old`` snapshotted at rollout time: the first, on-policy step contributes nothing and the
   later steps, where ``pi_theta`` has moved, carry the signal. With a single on-policy step per
   rollout batch "skip" never produces a gradient.
-- ``log_ratio_eps > 0`` (spec option (c)): ``std`` never vanishes, no group is degenerate, and on
+- ``log_ratio_eps > 0`` (a variance floor; docs/algorithms.md explains the choice): ``std`` never vanishes, no group is degenerate, and on
   policy the gradient is REINFORCE-like, ``dL/drho_i = -(2/G) A_i / sqrt(log_ratio_eps)`` for one
   group: ``log_ratio_eps`` then acts as a learning-rate multiplier and must be tuned.
 
@@ -35,23 +35,15 @@ loss (never an error). If no group is counted, the loss is a zero that keeps the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum, StrEnum
-from typing import NamedTuple
+from enum import StrEnum
 
 import torch
 from torch import Tensor
 
+from vlm_rl.algorithms.advantages import group_moments
 from vlm_rl.algorithms.aggregation import AGGREGATIONS, LossAggregation
 from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator
-from vlm_rl.algorithms.registry import Registry
-
-
-class RegressionLoss(StrEnum):
-    """Built-in regression loss names."""
-
-    REG_GRPO = "reg_grpo"
 
 
 class DegenerateMode(StrEnum):
@@ -85,39 +77,6 @@ class RegGRPOOutput:
     predicted_advantages: Tensor
 
 
-RegressionLossFn = Callable[..., RegGRPOOutput]
-
-REGRESSION_LOSSES: Registry[RegressionLossFn] = Registry("regression loss")
-
-
-class _GroupMoments(NamedTuple):
-    """Per-group quantities ``[K]`` for dense group indices in ``[0, K)``."""
-
-    size: Tensor
-    mean: Tensor
-    var: Tensor
-
-
-def _group_moments(values: Tensor, index: Tensor, num_groups: int, ddof: int) -> _GroupMoments:
-    """Mean and variance (divisor ``size - ddof``, clamped to >= 1) of ``values[N]`` per group.
-
-    Values are shifted by a detached per-group minimum before summing, so a constant group has
-    variance exactly 0; the shift cancels in the gradient.
-    """
-    size = torch.bincount(index, minlength=num_groups)
-    shift = (
-        values.detach()
-        .new_full((num_groups,), float("inf"))
-        .scatter_reduce(0, index, values.detach(), reduce="amin", include_self=False)
-    )
-    shifted_sum = values.new_zeros(num_groups).index_add(0, index, values - shift[index])
-    mean = shift + shifted_sum / size
-    dev = values - mean[index]
-    sq_sum = values.new_zeros(num_groups).index_add(0, index, dev * dev)
-    var = sq_sum / (size - ddof).clamp(min=1)
-    return _GroupMoments(size=size, mean=mean, var=var)
-
-
 def sequence_logp(token_logp: Tensor, mask: Tensor) -> Tensor:
     """Sequence log-probability ``sum_t mask_t * logp_t``: ``[N, T]`` -> ``[N]``.
 
@@ -144,7 +103,6 @@ def _check_inputs(logp_seq: Tensor, old_logp_seq: Tensor, rewards: Tensor, group
         raise ValueError(f"logp_seq must be floating point, got {logp_seq.dtype}")
 
 
-@REGRESSION_LOSSES.register(RegressionLoss.REG_GRPO)
 def reg_grpo_loss(
     logp_seq: Tensor,
     old_logp_seq: Tensor,
@@ -174,7 +132,7 @@ def reg_grpo_loss(
         group_ids: ``[N]`` integer group ids (arbitrary values, any order, any group sizes).
         unbiased: std divisor ``G - 1`` instead of ``G``, for both z-scores.
         eps: added to the reward std (outside the sqrt); all-equal rewards give ``A = 0`` exactly.
-        log_ratio_eps: added to the log-ratio variance inside the sqrt (spec option (c)).
+        log_ratio_eps: added to the log-ratio variance inside the sqrt (variance floor).
         min_log_ratio_std: a group with ``sqrt(var rho + log_ratio_eps) <= this`` is degenerate.
         degenerate: ``"raise"`` or ``"skip"`` (see the module docstring).
         beta: KL penalty coefficient, ``>= 0``; ``> 0`` needs the three token tensors below.
@@ -205,14 +163,14 @@ def reg_grpo_loss(
     num_groups = unique_ids.numel()
 
     rewards = rewards.detach().to(logp_seq.dtype)
-    r = _group_moments(rewards, index, num_groups, ddof)
+    r = group_moments(rewards, index, num_groups, ddof)
     r_denom = r.var.sqrt() + eps
     centred = rewards - r.mean[index]
     # r_denom == 0 only for eps == 0 and all-equal rewards, where centred is exactly 0.
     target = centred / torch.where(r_denom > 0, r_denom, torch.ones_like(r_denom))[index]
 
     rho = logp_seq - old_logp_seq.detach()
-    m = _group_moments(rho, index, num_groups, ddof)
+    m = group_moments(rho, index, num_groups, ddof)
     multi = m.size >= 2
     with torch.no_grad():
         degenerate_groups = multi & ((m.var + log_ratio_eps).sqrt() <= min_log_ratio_std)
@@ -260,7 +218,3 @@ def reg_grpo_loss(
         predicted_advantages=predicted.detach(),
     )
 
-
-def get_reg_loss_fn(name: str | Enum) -> RegressionLossFn:
-    """Regression loss registered under ``name`` (``"reg_grpo"``)."""
-    return REGRESSION_LOSSES.get(name)

@@ -152,5 +152,5 @@ class DemoModel:
         rewards = self.rewards(contexts)
         algo = self.config.algo
         group = torch.zeros(len(texts), dtype=torch.long)
-        advantages = self._advantage_fn(rewards.total, group, scale_by_std=algo.scale_by_std, std_mode=algo.std_mode)
+        advantages = self._advantage_fn(rewards.total, group, std_mode=algo.std_mode)
         return rewards, advantages

@@ -6,6 +6,7 @@ The formulas are in `vlm_rl.algorithms.care`; this module owns the model copy an
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -19,11 +20,13 @@ from vlm_rl.models.spans import tokens_in_char_span
 from vlm_rl.rewards import RewardResult
 from vlm_rl.rollout import Rollouts
 from vlm_rl.rollout.weight_sync import gathered
+from vlm_rl.training.groups import Groups
+from vlm_rl.training.methods import Method, MethodContext
 
 EMA_FILE = "care_ema.safetensors"
 
 
-class ConsistencyReference:
+class ConsistencyReference(Method):
     """GRPO-CARE's slowly evolving reference: an EMA copy of the policy that scores sampled answers.
 
     Initialised from the policy's weights at the start of training; every trainable and frozen
@@ -35,6 +38,21 @@ class ConsistencyReference:
         self.tokenizer = tokenizer
         self.shared_prefix = shared_prefix
         self.model = _full_copy(policy).eval().requires_grad_(False)
+
+    @classmethod
+    def from_config(cls, ctx: MethodContext) -> ConsistencyReference | None:
+        """The EMA copy of the policy (build under `Trainer.whole_models` so ZeRO-3 leaves it whole)."""
+        config = ctx.config.algo.care
+        if not config.enabled:
+            return None
+        method = cls(ctx.policy, config, ctx.adapter.tokenizer, shared_prefix=ctx.config.model.shared_prefix)
+        method.model.to(ctx.device)
+        method.micro_batches = ctx.micro_batches
+        return method
+
+    def shape(self, groups: Groups, round_key: str) -> tuple[Groups, dict[str, float]]:
+        rewards, stats = self.add_bonus(groups.rewards, groups.rollouts, self.micro_batches(groups.prompts, groups.rollouts))
+        return dataclasses.replace(groups, rewards=rewards), stats
 
     def add_bonus(self, rewards: RewardResult, rollouts: Rollouts, chunks) -> tuple[RewardResult, dict[str, float]]:
         """Rewards with the consistency bonus added (sub-score ``care_bonus``) and the CARE metrics.

@@ -35,6 +35,8 @@ from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import RewardPipeline, RewardResult
 from vlm_rl.rollout import RolloutEngine, Rollouts, SamplingParams
 from vlm_rl.training.checkpoint import generator_state, load_json_state, save_json_state, set_generator_state
+from vlm_rl.training.groups import Groups
+from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.scoring import replace_rows, score
 
 DIFFICULTY_FILE = "difficulty.json"
@@ -43,7 +45,7 @@ DELTA_BINS = (-1.0, -0.25, 0.25, 1.0)
 (0.25, 1] and > 1, from much easier to much harder than the recent groups."""
 
 
-class DifficultyAugmentation:
+class DifficultyAugmentation(Method):
     """Tracks group difficulty and re-rolls vanished groups on a hinted or noised input."""
 
     def __init__(
@@ -62,6 +64,15 @@ class DifficultyAugmentation:
         self.sampling = sampling
         self.tracker = DifficultyTracker(config.window)
         self.generator = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_config(cls, ctx: MethodContext) -> DifficultyAugmentation | None:
+        config = ctx.config.algo.difficulty
+        return cls(config, ctx.encoder, ctx.engine, ctx.rewards, ctx.sampling, ctx.seed) if config.enabled else None
+
+    def shape(self, groups: Groups, round_key: str) -> tuple[Groups, dict[str, float]]:
+        samples, prompts, rollouts, rewards, stats = self.apply(groups.samples, groups.prompts, groups.rollouts, groups.rewards)
+        return Groups(samples, prompts, rollouts, rewards), stats
 
     def apply(
         self, samples: Sequence[Sample], prompts: Sequence[PromptInputs], rollouts: Rollouts, rewards: RewardResult

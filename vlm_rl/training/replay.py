@@ -32,7 +32,9 @@ from vlm_rl.models.adapter import QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rollout import Rollouts
 from vlm_rl.training.checkpoint import generator_state, load_json_state, save_json_state, set_generator_state
+from vlm_rl.training.groups import StepBatch
 from vlm_rl.training.loss_parts import LossPart
+from vlm_rl.training.methods import Method, MethodContext
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def effective_ratio(advantages: torch.Tensor) -> float:
 REPLAY_FILE = "replay.json"
 
 
-class SelectiveReplay:
+class SelectiveReplay(Method):
     """SSR in the GRPO loop: remembers non-zero-advantage rollouts and replays them for vanished groups.
 
     The trainer asks for as many replayed rows as its step has rows in groups whose advantages all
@@ -158,6 +160,35 @@ class SelectiveReplay:
         self.samples = {sample.origin: sample for sample in samples}
         self.adapter = adapter
         self.generator = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_config(cls, ctx: MethodContext) -> SelectiveReplay | None:
+        config = ctx.config.algo.replay
+        if not config.enabled:
+            return None
+        capacity = config.capacity or max(1, ctx.config.trainer.prompts_per_step * ctx.sampling.n // 2)
+        method = cls(ReplayBuffer(capacity, alpha=config.alpha), ctx.train_samples, ctx.adapter, ctx.seed)
+        method.encoder, method.rows_per_part, method.group_size = ctx.encoder, ctx.rows_per_part, ctx.sampling.n
+        return method
+
+    def plan(self, batch: StepBatch, groups: list[int]) -> tuple[list[int], list[LossPart], dict[str, float]]:
+        """Rows of groups whose advantages all vanished are replaced by as many replayed rows, when the
+        buffer holds any; otherwise every group trains."""
+        advantages, ids = batch.advantages, batch.groups.rollouts.group_ids
+        vanished = [g for g in groups if bool((advantages[ids == g] == 0).all())]
+        replayed = self.parts(sum(int((ids == g).sum()) for g in vanished), self.encoder, self.rows_per_part)
+        if replayed:
+            groups = [g for g in groups if g not in vanished]
+        rows = sum(len(p.advantages) for p in replayed)
+        stats = {
+            "replay/effective_ratio": effective_ratio(advantages),
+            "replay/replayed_fraction": rows / max(1, rows + len(groups) * self.group_size),
+        }
+        return groups, replayed, stats
+
+    def after_update(self, step: int, batch: StepBatch, trained: list[tuple[LossPart, torch.Tensor]]) -> dict[str, float]:
+        added = self.remember(step, batch.groups.samples, batch.groups.rollouts, batch.advantages, trained)
+        return {"replay/added": float(added), "replay/buffer_size": float(len(self.buffer))}
 
     def parts(self, k: int, encoder: PromptEncoder, rows_per_part: int) -> list[LossPart]:
         """Loss micro-batches of `k` replayed rows (none while the buffer is empty)."""
@@ -178,10 +209,11 @@ class SelectiveReplay:
         return parts
 
     def remember(self, step: int, samples: Sequence[Sample], rollouts: Rollouts, advantages: torch.Tensor,
-                 parts: Sequence[LossPart], logps: Sequence[torch.Tensor]) -> int:
-        """Add the non-zero-advantage rows of this step's loss parts, with their log-probs [B, C]; returns how many."""
+                 trained: Sequence[tuple[LossPart, torch.Tensor]]) -> int:
+        """Add the non-zero-advantage rows of this step's loss parts, each paired with its log-probs [B, C];
+        returns how many were added."""
         items = []
-        for part, logp in zip(parts, logps):
+        for part, logp in trained:
             for local, row in enumerate(part.rows.tolist()):
                 ids = rollouts.completion_ids[row]
                 origin = samples[int(rollouts.group_ids[row])].origin

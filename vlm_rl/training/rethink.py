@@ -20,24 +20,41 @@ from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
 from vlm_rl.rewards import RewardPipeline, RewardResult
 from vlm_rl.rollout import RolloutEngine, Rollouts, SamplingParams
 from vlm_rl.rollout.rethinking import choose_trigger, is_eligible, keep_continuation, maybe_truncate
+from vlm_rl.training.groups import Groups
+from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.scoring import replace_rows, score
 
 _ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
 
 
-class ForcedRethinking:
+class ForcedRethinking(Method):
     """Rethinks eligible first passes of a step's groups (spec B9), in one generation call."""
 
     def __init__(
         self, config: RethinkConfig, adapter: QwenVLAdapter, engine: RolloutEngine, rewards: RewardPipeline, sampling: SamplingParams
     ) -> None:
         self.config = config
+        self.rng_key = "0:0"
         self.adapter = adapter
         self.engine = engine
         self.rewards = rewards
         self.sampling = dataclasses.replace(
             sampling, n=1, temperature=config.temperature, max_new_tokens=min(config.max_new_tokens - 1, sampling.max_new_tokens)
         )
+
+    @classmethod
+    def from_config(cls, ctx: MethodContext) -> ForcedRethinking | None:
+        if not ctx.config.algo.rethink.enabled:
+            return None
+        method = cls(ctx.config.algo.rethink, ctx.adapter, ctx.engine, ctx.rewards, ctx.sampling)
+        method.rng_key = f"{ctx.config.seed}:{ctx.process_index}"
+        return method
+
+    def shape(self, groups: Groups, round_key: str) -> tuple[Groups, dict[str, float]]:
+        """Rethinks with a random stream seeded by the run's seed, the process and the sampling round."""
+        rng = random.Random(f"{self.rng_key}:{round_key}")
+        rollouts, rewards, stats = self.apply(groups.samples, groups.prompts, groups.rollouts, groups.rewards, rng)
+        return Groups(groups.samples, groups.prompts, rollouts, rewards), stats
 
     def apply(
         self, samples: Sequence[Sample], prompts: Sequence[PromptInputs], rollouts: Rollouts, rewards: RewardResult, rng: random.Random

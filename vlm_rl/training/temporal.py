@@ -6,6 +6,7 @@ the shuffled-frame completions it compares against. Only video prompts take part
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -16,10 +17,12 @@ from vlm_rl.config import TemporalConfig
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import RewardPipeline, RewardResult
 from vlm_rl.rollout import RolloutEngine, Rollouts, SamplingParams
+from vlm_rl.training.groups import Groups
+from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.scoring import score
 
 
-class TemporalContrast:
+class TemporalContrast(Method):
     """Samples ``num_shuffled`` completions per video prompt on randomly permuted frames and scores them."""
 
     def __init__(
@@ -41,6 +44,15 @@ class TemporalContrast:
             top_p=sampling.top_p,
             top_k=sampling.top_k,
         )
+
+    @classmethod
+    def from_config(cls, ctx: MethodContext) -> TemporalContrast | None:
+        config = ctx.config.algo.temporal
+        return cls(config, ctx.encoder, ctx.engine, ctx.rewards, ctx.sampling) if config.enabled else None
+
+    def shape(self, groups: Groups, round_key: str) -> tuple[Groups, dict[str, float]]:
+        rewards, stats = self.add_bonus(groups.samples, groups.rollouts, groups.rewards)
+        return dataclasses.replace(groups, rewards=rewards), stats
 
     def add_bonus(
         self, samples: Sequence[Sample], rollouts: Rollouts, rewards: RewardResult

@@ -1,0 +1,20 @@
+"""The one place methods are registered: the order is the order their hooks run in each step."""
+
+from __future__ import annotations
+
+from vlm_rl.training.care import ConsistencyReference
+from vlm_rl.training.difficulty import DifficultyAugmentation
+from vlm_rl.training.dynamic_sampling import DynamicSampling
+from vlm_rl.training.methods import Method, MethodContext
+from vlm_rl.training.replay import SelectiveReplay
+from vlm_rl.training.rethink import ForcedRethinking
+from vlm_rl.training.temporal import TemporalContrast
+
+METHODS = (DifficultyAugmentation, ForcedRethinking, ConsistencyReference, TemporalContrast, DynamicSampling, SelectiveReplay)
+"""Shaping runs difficulty augmentation, then forced rethinking, then the CARE and T-GRPO bonuses, all
+before dynamic sampling's zero-variance test, so a bonus can rescue a group whose rewards agreed."""
+
+
+def build_methods(ctx: MethodContext) -> list[Method]:
+    """The enabled methods, in hook order; each class's ``from_config`` returns None when it is off."""
+    return [method for cls in METHODS if (method := cls.from_config(ctx)) is not None]

@@ -1,4 +1,8 @@
-"""Unit tests for vlm_rl.training.replay (specs/algorithms.md "Algorithms B", B7/B8, 1(f) "SSR sampling")."""
+"""Unit tests for vlm_rl.training.replay: VL-Rethinker's selective sample replay (arXiv 2504.08837).
+
+The drawing rules are those of the official code, summarised in docs/algorithms.md
+("VL-Rethinker: notes on the official code").
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def _item(origin: str, advantage: float, step: int = 0, n_tokens: int = 3) -> Re
 
 
 def _group(query: str, rewards: list[float], step: int) -> list[ReplayItem]:
-    """Group-mean advantages (B4) for one query's rollouts."""
+    """VL-Rethinker's advantages for one query's rollouts: reward minus group mean, no std scaling."""
     mean = sum(rewards) / len(rewards)
     return [_item(f"{query}.jsonl#{i}", r - mean, step) for i, r in enumerate(rewards)]
 
@@ -34,6 +38,9 @@ def _draw_counts(buffer: ReplayBuffer, calls: int, k: int, seed: int = 0) -> Cou
 
 
 def test_worked_example_ssr_sampling():
+    """Query A rewards [1, 0, 0, 0] (advantages 0.75, -0.25 x3) and all-correct query B fill a 4-item buffer
+    with A only; a later step with only vanished groups adds nothing, and draws from the buffer pick A's
+    first item with probability (0.75 + 1e-4) / (0.75 + 3 * 0.25 + 4e-4) = 0.49993."""
     first = _group("A", [1, 0, 0, 0], step=0) + _group("B", [1, 1, 1, 1], step=0)
     assert [it.advantage for it in first[:4]] == [0.75, -0.25, -0.25, -0.25]
     buffer = ReplayBuffer(capacity=len(first) // 2)
@@ -74,7 +81,8 @@ def test_k_larger_than_buffer_takes_whole_copies_then_draws():
         counts = Counter(it.origin for it in drawn)
         assert all(counts[o] >= k // 4 for o in origins)
         assert [it.origin for it in drawn[: 4 * (k // 4)]] == origins * (k // 4)
-    # k equal to a multiple of the size: the last full multiple is drawn by priority (B8 step 4: "while R > |keep|").
+    # k equal to a multiple of the size: the last full multiple is drawn by priority (the code copies only while
+    # strictly more than the buffer size remains).
     drawn = buffer.sample(8, generator)
     assert [it.origin for it in drawn[:4]] == origins
     assert len(drawn) == 8

@@ -4,7 +4,7 @@ TW-GRPO ("Reinforcing Video Reasoning with Focused Thinking", arXiv 2505.24718) 
 policy loss at each completion position by a weight in ``[1, alpha]`` that grows with how much
 the ``G`` completions of one prompt disagree in their full next-token distributions there.
 
-The paper's weight equation could not be retrieved (spec §0), so this module implements the form
+Only the paper's abstract could be read, not its weight equation, so this module implements the form
 of the official code (``longmalongma/TW-GRPO``, ``compute_token_importance_kl_logs_uniform``).
 For one group, with full-vocabulary log-probs ``l[i, t, :]`` (size ``V``) and mask ``m[i, t]``:
 
@@ -20,9 +20,12 @@ For one group, with full-vocabulary log-probs ``l[i, t, :]`` (size ``V``) and ma
 script uses ``1.7``. A later work suggests the paper writes ``w = 1 + alpha * Khat`` (so code
 1.7 = paper 0.7); that is unverified, and ``alpha < 1`` is refused here to catch the mix-up.
 
-The divergence is computed in at least float32 (spec §1(e).3). The official code keeps the
-autograd graph through the weights; the loss here treats weights as constants, so the default
-is to detach them (spec §1(e).1).
+The divergence is computed in at least float32: it sums over the whole vocabulary without
+probability weighting, so tail entries with log-probs near -30 dominate it and bfloat16 is too
+coarse there. The official code keeps the autograd graph through the weights; the loss here
+treats weights as constants, so the default is to detach them (the extra gradient cancels where
+all ``G`` completions are unmasked, since the weight is shared and the advantages sum to zero;
+see docs/algorithms.md, "TW-GRPO memory: exact and bounded forms").
 """
 
 from __future__ import annotations

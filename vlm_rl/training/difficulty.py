@@ -1,4 +1,4 @@
-"""DeepVideo-R1's difficulty-aware augmentation in the loop (arXiv 2506.07464, spec 2(b)).
+"""DeepVideo-R1's difficulty-aware augmentation in the loop (arXiv 2506.07464, Eq. 9 and docs/algorithms.md).
 
 Each group's mean reward is compared with the running mean of the last W groups (Δ > 0: harder
 than usual). A group whose rewards all agree (vanishing advantage) is augmented and re-rolled:

@@ -1,15 +1,16 @@
 """Replay buffer for VL-Rethinker's Selective Sample Replay (SSR; arXiv 2504.08837).
 
 SSR keeps rollouts whose advantage is non-zero and re-draws them with probability that grows
-with |advantage| (specs/algorithms.md "Algorithms B", B7/B8). `ReplayBuffer` is the
+with |advantage| (the paper draws with P(j) proportional to |A_j|^alpha among rollouts with
+A_j != 0; docs/algorithms.md, "VL-Rethinker's official code"). `ReplayBuffer` is the
 buffer; `SelectiveReplay` connects it to the GRPO loop (which rows are replayed, checkpointing).
 
-Choices, following the official code (B8, 1(e) pitfalls 2-4 and 10):
+Choices, following the official code:
 
 * "Non-zero" is an exact test (``advantage != 0``), so all-correct groups whose shaped rewards
   differ still count as effective and are stored.
-* The priority is ``|A|**alpha + eps`` with ``alpha = 1`` and ``eps = 1e-4`` by default: the README
-  formula (B7) with the code's additive ``eps`` of the replay part (B8 step 4).
+* The priority is ``|A|**alpha + eps`` with ``alpha = 1`` and ``eps = 1e-4`` by default: the paper's
+  formula with the additive ``eps`` that the code uses when it draws from its buffer.
 * Each item keeps the per-token log-probs of the policy that sampled it, so a replayed sample is
   trained with the usual clipped importance ratio against that old policy. No further
   off-policy correction is applied, as in the code.
@@ -98,7 +99,7 @@ class ReplayBuffer:
     def sample(self, k: int, generator: torch.Generator) -> list[ReplayItem]:
         """Draw `k` items with replacement by priority, reproducibly for a given `generator` state.
 
-        As in the code (B8 step 4), while more than ``len(self)`` draws remain, the whole buffer is
+        As in the official code, while more than ``len(self)`` draws remain, the whole buffer is
         taken once (oldest first) and ``len(self)`` is subtracted; the last 1..len(self) draws are then
         made by priority and appended. So k = 10 from 4 items gives 2 full copies and 2 draws, and
         k = 8 gives 1 full copy and 4 draws (k equal to the size is drawn, not copied).

@@ -28,7 +28,7 @@ _ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
 
 
 class ForcedRethinking(Method):
-    """Rethinks eligible first passes of a step's groups (spec B9), in one generation call."""
+    """VL-Rethinker's forced rethinking (arXiv 2504.08837) of a step's eligible first passes, in one generation call."""
 
     def __init__(
         self, config: RethinkConfig, adapter: QwenVLAdapter, engine: RolloutEngine, rewards: RewardPipeline, sampling: SamplingParams
@@ -62,8 +62,9 @@ class ForcedRethinking(Method):
         """Rollouts and rewards with kept continuations in place of their first passes, and the metrics.
 
         A continuation is graded on the truncated first pass with its answer blocks removed plus the
-        new text, so the answer written after the trigger is the one that counts (B9 step 6); it is
-        trained on as generated: the kept first-pass text, the trigger and the continuation.
+        new text, so the answer written after the trigger is the one that counts (the official code
+        grades the last answer of the whole text); it is trained on as generated: the kept
+        first-pass text, the trigger and the continuation.
         """
         accuracy = rewards.scores["accuracy"]
         tokenizer = self.adapter.tokenizer

@@ -1,13 +1,16 @@
-"""Unit tests for Reg-GRPO and GRPO-CARE math against specs/algorithms.md 2(f) and 3(f)."""
+"""Unit tests for Reg-GRPO (arXiv 2506.07464) and GRPO-CARE (arXiv 2506.16141) math.
+
+The worked examples are stated in docs/algorithms.md ("Worked examples the unit tests check").
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from data_pipelines.completion_format import answer_content_span
 from vlm_rl.algorithms.advantages import grpo_advantages
 from vlm_rl.algorithms.care import (
-    answer_char_span,
     answer_span_confidence,
     care_bonus,
     ema_update_,
@@ -275,7 +278,7 @@ def test_care_groups_in_shuffled_batch_match_per_group_calls() -> None:
 
 def test_answer_span_confidence_geometric_mean_over_overlapping_tokens() -> None:
     text = "<think>hm</think><answer>C. tap</answer>"
-    span = answer_char_span(text)
+    span = answer_content_span(text)
     assert span is not None and text[span[0] : span[1]] == "C. tap"
     offsets = [(0, 0), (0, 7), (7, 9), (9, 17), (17, 24), (24, 26), (26, 28), (28, 32), (32, 40)]
     # tokens (24,26)=">C" straddles the tag end, (26,28)=". ", (28,32)="tap<" straddles the close tag
@@ -293,8 +296,8 @@ def test_answer_span_confidence_empty_span_and_errors() -> None:
     assert answer_span_confidence(logp, [(0, 0), (0, 3)], (5, 9)).item() == 1.0
     with pytest.raises(ValueError):
         answer_span_confidence(logp, [(0, 3)], (0, 1))
-    assert answer_char_span("no answer here <answer>open") is None
-    assert answer_char_span("<answer>a</answer> then <answer>B</answer>") == (32, 33)
+    assert answer_content_span("no answer here <answer>open") is None
+    assert answer_content_span("<answer>a</answer> then <answer>B</answer>") == (32, 33)
 
 
 def test_ema_arithmetic() -> None:

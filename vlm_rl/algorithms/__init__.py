@@ -31,7 +31,7 @@ from vlm_rl.algorithms.aggregation import (
     seq_mean_token_sum_norm,
     token_mean,
 )
-from vlm_rl.algorithms.care import answer_char_span, answer_span_confidence, care_bonus, ema_update_, should_update_ema
+from vlm_rl.algorithms.care import answer_span_confidence, care_bonus, ema_update_, should_update_ema
 from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator, KLFn, kl_k1, kl_k2, kl_k3
 from vlm_rl.algorithms.losses import LOSSES, Loss, LossFn, LossInputs, LossOutput, LossSettings
 from vlm_rl.algorithms.policy_loss import PolicyLossOutput, clipped_surrogate, gspo
@@ -92,7 +92,6 @@ __all__ = [
     "Registry",
     "StepNormaliser",
     "TokenWeighting",
-    "answer_char_span",
     "answer_span_confidence",
     "care_bonus",
     "clipped_surrogate",

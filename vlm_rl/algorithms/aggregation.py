@@ -46,7 +46,7 @@ class AggregationFn(Protocol):
 
 AGGREGATIONS: Registry[AggregationFn] = Registry("loss aggregation")
 
-NormaliserUnit = Literal["rows", "tokens"]
+NormaliserUnit = Literal["rows", "sequences", "tokens"]
 _UNITS: dict[str, NormaliserUnit] = {}
 
 
@@ -54,17 +54,31 @@ _UNITS: dict[str, NormaliserUnit] = {}
 class StepNormaliser:
     """Counts over one whole optimizer step: every micro-batch of every process.
 
-    ``rows`` and ``tokens`` are the step's completions and completion-mask tokens, divided by the
-    number of processes whose gradients are averaged (DDP / DeepSpeed average, so each process's
-    share is scaled up by that number and the average is the global mean).
+    ``rows`` are the step's completions, ``sequences`` those with at least one unmasked token and
+    ``tokens`` the unmasked tokens, each divided by the number of processes whose gradients are
+    averaged (DDP / DeepSpeed average, so each process's share is scaled up by that number and the
+    average is the global mean).
     """
 
     rows: float
+    sequences: float
     tokens: float
+
+    @staticmethod
+    def count(masks: list[Tensor]) -> Tensor:
+        """``[rows, sequences, tokens]`` of completion masks ``[B, T]`` (to be summed over processes)."""
+        return torch.tensor(
+            [
+                sum(m.shape[0] for m in masks),
+                sum(int((m.sum(dim=1) != 0).sum()) for m in masks),
+                int(sum(m.sum() for m in masks)),
+            ]
+        )
 
 
 def aggregation(name: str | Enum, unit: NormaliserUnit) -> Callable[[AggregationFn], AggregationFn]:
-    """Register an aggregation under ``name`` with the unit its mean divides by (``rows`` or ``tokens``)."""
+    """Register an aggregation under ``name`` with the unit its micro-batch mean divides by: every row
+    (``rows``), rows with an unmasked token (``sequences``) or unmasked tokens (``tokens``)."""
 
     def decorator(fn: AggregationFn) -> AggregationFn:
         AGGREGATIONS.register(name)(fn)
@@ -81,15 +95,23 @@ def _name(name: str | Enum) -> str:
 def micro_batch_share(name: str | Enum, mask: Tensor, step: StepNormaliser | None) -> float:
     """Share of the step's loss carried by a micro-batch with completion mask ``mask`` [B, T].
 
-    A row-normalised aggregation's micro-batch mean counts ``B / step.rows`` of the step's loss, a
-    token-normalised one ``mask.sum() / step.tokens``. ``step`` None means the micro-batch is the
-    whole step (share 1).
+    A micro-batch's mean counts its own number of units over the step's: ``B / step.rows``,
+    ``non-empty rows / step.sequences`` or ``mask.sum() / step.tokens``. ``step`` None means the
+    micro-batch is the whole step (share 1).
     """
     AGGREGATIONS.get(name)
+    unit = _UNITS.get(_name(name))
+    if unit is None:
+        raise KeyError(
+            f"loss aggregation {_name(name)!r} was registered without a normaliser unit; register it with "
+            "vlm_rl.algorithms.aggregation.aggregation(name, unit=...) so micro-batches can be weighted"
+        )
     if step is None:
         return 1.0
-    if _UNITS[_name(name)] == "tokens":
+    if unit == "tokens":
         return float(mask.sum()) / step.tokens
+    if unit == "sequences":
+        return int((mask.sum(dim=1) != 0).sum()) / step.sequences
     return mask.shape[0] / step.rows
 
 
@@ -108,7 +130,7 @@ def _nonzero(x: Tensor) -> Tensor:
     return torch.where(x != 0, x, torch.ones_like(x))
 
 
-@aggregation(LossAggregation.SEQ_MEAN_TOKEN_MEAN, unit="rows")
+@aggregation(LossAggregation.SEQ_MEAN_TOKEN_MEAN, unit="sequences")
 def seq_mean_token_mean(loss: Tensor, mask: Tensor, *, norm_const: int | None = None) -> Tensor:
     """Mean over sequences of each sequence's masked token mean.
 

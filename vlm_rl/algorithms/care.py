@@ -17,13 +17,10 @@ the reference is updated with ``phi <- decay * phi + (1 - decay) * theta``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor
-
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 def _group_mean(values: Tensor, index: Tensor, num_groups: int, weight: Tensor) -> tuple[Tensor, Tensor]:
@@ -95,17 +92,6 @@ def care_bonus(
     consistent = conf >= threshold[index]
     rewarded = selected & consistent & (num_selected[index] > 0)
     return torch.where(rewarded, bonus_coefficient * acc, torch.zeros_like(acc))
-
-
-def answer_char_span(text: str) -> tuple[int, int] | None:
-    """Character span ``[start, end)`` of the contents of the last ``<answer>...</answer>`` in ``text``.
-
-    The tags themselves are excluded. ``None`` when there is no complete answer block.
-    """
-    last = None
-    for match in _ANSWER_RE.finditer(text):
-        last = match
-    return None if last is None else last.span(1)
 
 
 def answer_span_confidence(

@@ -135,14 +135,18 @@ LOSSES.register(Loss.GSPO)(_clipped_family(gspo))
 
 @LOSSES.register(Loss.REG_GRPO)
 def reg_grpo(inputs: LossInputs, settings: LossSettings, step: StepNormaliser | None) -> LossOutput:
-    """Reg-GRPO on a micro-batch of whole groups; its share is its fraction of the step's rows.
+    """Reg-GRPO on a micro-batch of whole groups.
 
-    ``settings.options``: ``unbiased_std`` (std divisor G - 1) and ``onpolicy_eps``, the variance
+    The regression term is a mean over groups, so the micro-batch's share is its fraction of the
+    step's rows; the KL term takes its aggregation's share, by scaling beta with the ratio of the two
+    shares (exactly 1 when they agree). ``settings.options``: ``unbiased_std`` (std divisor G - 1) and ``onpolicy_eps``, the variance
     floor used on the first, on-policy update of a rollout batch, where the log-ratio is
     identically 0; later updates regress against the rollout-time log-probs with no floor.
     Degenerate groups are skipped. Its regression metrics are those of the last update.
     """
     logp, mask = inputs.logp, inputs.mask
+    share = 1.0 if step is None else mask.shape[0] / step.rows
+    kl_share = micro_batch_share(settings.aggregation, mask, step)
     out = reg_grpo_loss(
         sequence_logp(logp, mask),
         sequence_logp(inputs.old_logp, mask),
@@ -151,15 +155,15 @@ def reg_grpo(inputs: LossInputs, settings: LossSettings, step: StepNormaliser | 
         unbiased=settings.options.get("unbiased_std", False),
         log_ratio_eps=settings.options.get("onpolicy_eps", 0.0) if inputs.first_update else 0.0,
         degenerate="skip",
-        beta=settings.beta,
+        beta=settings.beta if kl_share == share else settings.beta * kl_share / share,
         token_logp=logp,
         ref_token_logp=inputs.ref_logp,
         mask=mask,
         kl_estimator=settings.kl_estimator,
         kl_clamp=settings.kl_clamp,
         aggregation=settings.aggregation,
+        norm_const=settings.norm_const,
     )
-    share = 1.0 if step is None else mask.shape[0] / step.rows
     group_size = len(inputs.rewards) / max(1, int(inputs.group_ids.unique().numel()))
     final = {
         "reg_grpo/regression_loss": out.regression_loss.item(),

@@ -121,6 +121,7 @@ def reg_grpo_loss(
     kl_estimator: str = KLEstimator.K3,
     kl_clamp: float | None = None,
     aggregation: str = LossAggregation.SEQ_MEAN_TOKEN_MEAN,
+    norm_const: int | None = None,
 ) -> RegGRPOOutput:
     """Reg-GRPO loss for a batch of groups (formulas and degenerate handling: module docstring).
 
@@ -142,6 +143,7 @@ def reg_grpo_loss(
         kl_estimator: registered KL estimator name (default k3).
         kl_clamp: optional clamp of ``ref_token_logp - token_logp`` inside the estimator.
         aggregation: registered aggregation for the per-token KL (default seq-mean-token-mean).
+        norm_const: constant for the ``"seq_mean_token_sum_norm"`` aggregation.
 
     Returns:
         :class:`RegGRPOOutput`.
@@ -199,7 +201,7 @@ def reg_grpo_loss(
     kl = logp_seq.new_zeros(())
     if beta > 0 and token_logp is not None and ref_token_logp is not None and mask is not None:
         kl_tokens = KL_ESTIMATORS.get(kl_estimator)(token_logp, ref_token_logp.detach(), clamp=kl_clamp)
-        kl_term = AGGREGATIONS.get(aggregation)(kl_tokens, mask)
+        kl_term = AGGREGATIONS.get(aggregation)(kl_tokens, mask, norm_const=norm_const)
         loss = loss + beta * kl_term
         kl = kl_term.detach()
 

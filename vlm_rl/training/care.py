@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
-from vlm_rl.algorithms.care import answer_char_span, answer_span_confidence, care_bonus, ema_update_, should_update_ema
+from data_pipelines.completion_format import answer_content_span
+from vlm_rl.algorithms.care import answer_span_confidence, care_bonus, ema_update_, should_update_ema
 from vlm_rl.config import CareConfig
 from vlm_rl.models.logprobs import completion_logprobs
 from vlm_rl.models.spans import tokens_in_char_span
@@ -89,7 +90,7 @@ class ConsistencyReference(Method):
         for batch, rows in chunks:
             logp = completion_logprobs(self.model, batch, shared_prefix=self.shared_prefix)[0].float().cpu()
             for local, row in enumerate(rows.tolist()):
-                span = answer_char_span(rollouts.texts[row])
+                span = answer_content_span(rollouts.texts[row])
                 if span is None:
                     continue
                 first, offsets = tokens_in_char_span(decode, rollouts.completion_ids[row], span)

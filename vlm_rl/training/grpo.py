@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from data_pipelines.thought_dropout import is_empty_thought
+from data_pipelines.completion_format import is_empty_thought
 from vlm_rl.algorithms import StepNormaliser, get_advantage_fn
 from vlm_rl.algorithms.advantages import group_reward_std
 from vlm_rl.config import ConfigError, RunConfig
@@ -133,13 +133,15 @@ class GRPOTrainer(Trainer):
         return first_logps
 
     def _step_normaliser(self, parts: Sequence[LossPart]) -> StepNormaliser:
-        """Rows and completion tokens of the whole step over all processes, per process (gradients are averaged)."""
-        counts = torch.tensor([sum(len(p.advantages) for p in parts), int(sum(p.batch.completion_mask.sum() for p in parts))])
+        """Rows, sequences and tokens of the whole step over all processes, per process (gradients are averaged)."""
+        counts = StepNormaliser.count([p.batch.completion_mask for p in parts])
         processes = self.accelerator.num_processes
         if processes > 1:
             counts = self.accelerator.reduce(counts.to(self.accelerator.device), reduction="sum").cpu()
-        rows, tokens = int(counts[0]), max(1, int(counts[1]))
-        return StepNormaliser(rows=rows / processes if processes > 1 else rows, tokens=tokens / processes if processes > 1 else tokens)
+        rows, sequences, tokens = (max(1, int(c)) for c in counts)
+        if processes == 1:
+            return StepNormaliser(rows=rows, sequences=sequences, tokens=tokens)
+        return StepNormaliser(rows=rows / processes, sequences=sequences / processes, tokens=tokens / processes)
 
     def _collect_groups(self, n_prompts: int, step: int) -> tuple[Groups, dict[str, float]]:
         """Sample, score and shape groups until `n_prompts` are kept or no method asks for another round.

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import re
 from collections.abc import Sequence
 
 import torch
 
+from data_pipelines.completion_format import remove_answer_blocks
 from data_pipelines.schema import Sample
 from vlm_rl.config import RethinkConfig
 from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
@@ -24,7 +24,6 @@ from vlm_rl.training.groups import Groups
 from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.scoring import replace_rows, score
 
-_ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
 
 
 class ForcedRethinking(Method):
@@ -89,7 +88,7 @@ class ForcedRethinking(Method):
         continuations = self.engine.generate(
             [self._extend(prompts, rollouts, row, ids, prefix) for row, ids, prefix in attempts], self.sampling
         )
-        graded = [_ANSWER_BLOCK.sub("", prefix) + text for (_, _, prefix), text in zip(attempts, continuations.texts)]
+        graded = [remove_answer_blocks(prefix) + text for (_, _, prefix), text in zip(attempts, continuations.texts)]
         group_of = [int(rollouts.group_ids[row]) for row, _, _ in attempts]
         new_rewards = score(self.rewards, samples, Rollouts(continuations.completion_ids, graded, continuations.truncated, torch.tensor(group_of)))
         kept: list[tuple[int, int]] = []

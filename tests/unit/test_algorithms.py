@@ -1,4 +1,7 @@
-"""Unit tests for vlm_rl.algorithms against hand-computed numbers (specs/algorithms.md 0.1, 1(f))."""
+"""Unit tests for vlm_rl.algorithms against hand-computed numbers.
+
+The worked examples are stated in docs/algorithms.md ("Worked examples the unit tests check").
+"""
 
 from __future__ import annotations
 
@@ -42,13 +45,13 @@ def _close(actual: torch.Tensor, expected: list[float] | float, atol: float = 1e
 # ---------------------------------------------------------------- advantages
 
 
-def test_grpo_advantages_spec_example_g4() -> None:
+def test_grpo_advantages_worked_example_g4() -> None:
     rewards = torch.tensor([2.0, 1.5, 1.0, 0.5])
     adv = grpo_advantages(rewards, torch.zeros(4, dtype=torch.long))
     _close(adv, [1.161715, 0.387238, -0.387238, -1.161715])
 
 
-def test_grpo_advantages_spec_example_g2() -> None:
+def test_grpo_advantages_worked_example_g2() -> None:
     adv = grpo_advantages(torch.tensor([2.0, 1.5]), torch.tensor([5, 5]))
     _close(adv, [0.706907, -0.706907])
 
@@ -257,7 +260,7 @@ def test_symmetric_clip_also_clips_ratio_between_ceilings() -> None:
     _close(out.clip_fraction, 3 / 5)
 
 
-def test_token_weights_spec_loss_example() -> None:
+def test_token_weights_worked_loss_example() -> None:
     adv = grpo_advantages(torch.tensor([2.0, 1.5]), torch.tensor([0, 0]))
     _close(adv, [0.706907, -0.706907])
     weights = torch.tensor([[1.0, 1.7, 1.005454, 0.0], [1.0, 1.7, 0.0, 0.0]])

@@ -1,4 +1,4 @@
-"""DeepVideo-R1 difficulty-aware augmentation (arXiv 2506.07464; specs/algorithms.md §2): Δ, levels, hints, noise."""
+"""DeepVideo-R1 difficulty-aware augmentation (arXiv 2506.07464; docs/algorithms.md): Δ, levels, hints, noise."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _tracker(means: list[float], window: int = 100) -> DifficultyTracker:
 def test_worked_example_table(
     rewards: list[int], delta: float, kind: str, l_guide: int, l_perturb: float, augment: bool
 ) -> None:
-    """Spec §2(f): buffer mean 1.2, rewards in {0, 1, 2}."""
+    """The difficulty table of docs/algorithms.md's worked examples: window mean 1.2, rewards in {0, 1, 2}."""
     tracker = _tracker([0.0, 1.0, 2.0, 2.0, 1.0])  # mean 6 / 5 = 1.2
     group = torch.tensor(rewards, dtype=torch.float64)
     got = tracker.delta(group.mean().item())

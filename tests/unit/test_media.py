@@ -61,7 +61,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "ramp": write_mp4(root / "ramp.mp4", ramp(30), 10),
         "ramp_mkv": write_mp4(root / "ramp.mkv", ramp(30), 10),  # Matroska: no frame count in the header
         "ntsc": write_mp4(root / "ntsc.mp4", textured(120, 144, 176), NTSC),
-        "wide": write_mp4(root / "wide.mp4", textured(100, 272, 640), 10),  # 10 s at 640x272, like §4.3's clip
+        "wide": write_mp4(root / "wide.mp4", textured(100, 272, 640), 10),  # 10 s at 640x272: see the worked examples
         "mpeg4": write_mp4(root / "mpeg4.mp4", textured(40, 96, 128), 20, codec="mpeg4"),
     }
 
@@ -158,8 +158,10 @@ def test_frame_pixel_budget() -> None:
     assert frame_pixel_budget(VideoSampling(max_pixels=1024 * F * F), 20)[1] == 768 * F * F  # but never raises
 
 
-def test_worked_examples_of_benchmarks_spec() -> None:
-    """benchmarks.md §4.3: 10 s 25 fps 640x272 and 4 s 29.97 fps 176x144, and Video-R1's vendored settings."""
+def test_worked_examples_of_qwen_vl_utils_sampling() -> None:
+    """Frame plans that qwen-vl-utils 0.0.11's own functions give: a 10 s 25 fps 640x272 clip -> 20 frames at
+    280x644 (16 at 196x476 with Video-R1's vendored 16 frames / 128*28*28 pixels); 4 s 29.97 fps 176x144 -> 8
+    frames, upscaled to 308x364."""
 
     def plan(s: VideoSampling, total: int, fps: float, h: int, w: int) -> tuple[int, int, int]:
         n = num_frames(s, total, fps)

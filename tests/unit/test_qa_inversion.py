@@ -1,4 +1,4 @@
-"""TW-GRPO Question-Answer Inversion: the spec's worked example, the rule table, statuses, files and errors."""
+"""TW-GRPO Question-Answer Inversion (arXiv 2505.24718): worked example, rule table, statuses, files, errors."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from data_pipelines.qa_inversion import (
 )
 from data_pipelines.schema import RecordError
 
-# specs/algorithms.md §1(f), "QAI (NExT-GQA style)", in TW-GRPO's record shape (no problem_type).
+# The QA inversion example of docs/algorithms.md ("Worked examples the unit tests check"), in TW-GRPO's record
+# shape (no problem_type).
 NEXTGQA_RECORD: dict[str, Any] = {
     "id": "clothes_1",
     "video": "/NExTQA/videos/clothes.mp4",

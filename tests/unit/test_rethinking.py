@@ -1,4 +1,7 @@
-"""VL-Rethinker Forced Rethinking helpers (arXiv 2504.08837; specs/algorithms.md §1 B9, 1(f))."""
+"""VL-Rethinker Forced Rethinking helpers (arXiv 2504.08837).
+
+The official code's rules are summarised in docs/algorithms.md ("VL-Rethinker: notes on the official code").
+"""
 
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ def test_config_rejects_empty_new_token_window() -> None:
         load_config(None, ["algo.rethink.min_new_tokens=1024", "algo.rethink.max_new_tokens=1024"])
 
 
-# --- trigger choice (B9 step 4, worked example 1(f)) ---------------------------------------------------------
+# --- trigger choice and its frequencies -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -91,7 +94,7 @@ def test_trigger_rng_stream(draws: tuple[float, ...], correct: bool, expected: s
     assert rng.values == []
 
 
-# --- eligibility (B9 step 2) ---------------------------------------------------------------------------------
+# --- eligibility -----------------------------------------------------------------------------------------------
 
 
 def _eligible(rng: random.Random, config: RethinkConfig = NO_SKIP, **overrides: object) -> bool:
@@ -137,10 +140,10 @@ def test_skip_frequency() -> None:
     assert skipped / DRAWS == pytest.approx(0.35, abs=0.01)
 
 
-# --- truncation (B9 step 3) ----------------------------------------------------------------------------------
+# --- truncation ------------------------------------------------------------------------------------------------
 
 
-def test_spec_worked_example_in_boxed_mode() -> None:
+def test_worked_example_in_boxed_mode() -> None:
     text = "Step 1…\n\nStep 2…\n\nSo the answer is \\boxed{3}."
     assert truncate_for_rethinking(text, boxed=True) == "Step 1…\n\nStep 2…"
 
@@ -207,7 +210,7 @@ def test_maybe_truncate_frequency() -> None:
     assert truncated / DRAWS == pytest.approx(0.5, abs=0.01)
 
 
-# --- rethinking words (B3 w0) and keep rule (B9 step 7) ------------------------------------------------------
+# --- rethinking words ("wait,", "wait a", "alternatively") and the keep rule ------------------------------------
 
 
 @pytest.mark.parametrize(

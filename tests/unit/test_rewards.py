@@ -223,7 +223,7 @@ def test_regression_reward(answer: str, gt: str, expected: float) -> None:
     [("A,C", 1.0), ("A", 0.5), ("C", 0.5), ("A,B", 0.0), ("B", 0.0), ("A,C,B", 0.0), ("", 0.0)],
 )
 def test_multi_answer_soft_reward_table(prediction: str, expected: float) -> None:
-    """algorithms.md §1(f), gold "A,C"."""
+    """TW-GRPO's soft accuracy (arXiv 2505.24718), gold "A,C": |pred| / |gold| when pred is a subset, else 0."""
     assert multi_answer_reward(prediction, "A,C") == expected
 
 
@@ -440,7 +440,7 @@ def test_load_custom_reward(custom_module: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("spec", "message"),
+    ("target", "message"),
     [
         ("no_colon_here", "must look like"),
         (":length_bonus", "must look like"),
@@ -450,11 +450,11 @@ def test_load_custom_reward(custom_module: str) -> None:
         ("{mod}:NOT_CALLABLE", "not callable"),
     ],
 )
-def test_bad_custom_spec(custom_module: str, spec: str, message: str) -> None:
-    spec = spec.format(mod=custom_module)
+def test_bad_custom_reward_target(custom_module: str, target: str, message: str) -> None:
+    target = target.format(mod=custom_module)
     with pytest.raises(ValueError, match=message) as info:
-        RewardPipeline({"x": 1.0}, custom={"x": spec})
-    assert repr(spec) in str(info.value)
+        RewardPipeline({"x": 1.0}, custom={"x": target})
+    assert repr(target) in str(info.value)
 
 
 def test_pipeline_config_errors(custom_module: str) -> None:

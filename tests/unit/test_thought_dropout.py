@@ -1,4 +1,4 @@
-"""TON thought dropout (arXiv 2505.16854; specs/algorithms.md §4): strings, sampling, files, errors."""
+"""TON thought dropout (arXiv 2505.16854; docs/algorithms.md): strings, sampling, files, errors."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SyntheticDataset:
     return make_dataset(tmp_path_factory.mktemp("ton"), n_train=4, n_test=2, seed=0)
 
 
-# --- the strings and p of the spec ---------------------------------------------------------------
+# --- the empty thought and the default p -----------------------------------------------------------
 
 
 def test_empty_thought_is_two_newlines_between_the_tags_and_p_is_one_half() -> None:
@@ -81,8 +81,8 @@ def test_empty_thought_is_two_newlines_between_the_tags_and_p_is_one_half() -> N
     assert DEFAULT_DROP_PROBABILITY == 0.5
 
 
-def test_spec_worked_example_aitz_target() -> None:
-    """§4(f): a dropped AITZ target is <think> + two newlines + </think> and the unchanged action."""
+def test_worked_example_aitz_target() -> None:
+    """A dropped TON AITZ target is <think> + two newlines + </think> and the unchanged action."""
     action = "<action>{'action': 'CLICK', 'value': None, 'position': [0.51, 0.7]}</action>"
     record = {"process": "<think>The search bar is at the top of the screen.</think>" + action}
     dropped, was_dropped = drop_thought(record, FixedDraws(0.49), 0.5)
@@ -93,7 +93,7 @@ def test_spec_worked_example_aitz_target() -> None:
 
 
 def test_drop_iff_draw_below_p() -> None:
-    """§4(f): with a fixed RNG, u < p drops the thought to exactly "\\n\\n"; u >= p keeps it."""
+    """With a fixed RNG, u < p drops the thought to exactly "\\n\\n"; u >= p keeps it."""
     cases = [(0.0, 0.5, True), (0.4999, 0.5, True), (0.5, 0.5, False), (0.19, 0.2, True), (0.2, 0.2, False)]
     for u, p, expected in cases:
         out, dropped = drop_thought(COT_RECORD, FixedDraws(u), p)

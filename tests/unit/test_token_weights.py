@@ -1,4 +1,7 @@
-"""Unit tests for vlm_rl.algorithms.token_weights (specs/algorithms.md 1(b), 1(f))."""
+"""Unit tests for vlm_rl.algorithms.token_weights: TW-GRPO's weights (arXiv 2505.24718) in the official code's form.
+
+The worked example is stated in docs/algorithms.md ("Worked examples the unit tests check").
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def _close(actual: torch.Tensor, expected: list[float] | list[list[float]] | flo
 
 
 def _worked_example() -> tuple[torch.Tensor, torch.Tensor]:
-    """Spec 1(f) "Token weights": G=2, V=2, T=4; the masked entries must not matter."""
+    """The TW-GRPO worked example of docs/algorithms.md: G=2, V=2, T=4; the masked entries must not matter."""
     probs = torch.tensor(
         [
             [[0.5, 0.5], [0.9, 0.1], [0.6, 0.4], [0.5, 0.5]],

@@ -104,7 +104,7 @@ def answer_span_confidence(
     (probabilities ``[0.99, 0.6]`` give 0.7707 here and 0.795 arithmetically). A token belongs
     to the span when its character range ``[s, e)`` overlaps ``span = [a, b)``, i.e.
     ``s < b and e > a``; a token straddling a tag boundary (e.g. ``">A"``) is therefore
-    included. Zero-width tokens (special tokens) never overlap. An empty selection gives
+    included. Zero-width tokens, such as special tokens, never overlap. An empty selection gives
     ``exp(0) = 1``, as in the code.
 
     Args:

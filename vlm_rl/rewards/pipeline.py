@@ -6,11 +6,15 @@ Every sub-score is computed and reported, including those with weight 0: a zero 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import math
 import numbers
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -90,20 +94,47 @@ register_reward("answer_format", lambda ctx: answer_format_reward(ctx.completion
 
 
 def load_custom_reward(spec: str) -> RewardFn:
-    """Import the reward function named by ``"package.module:function"``; ValueError naming the spec on failure."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr or ":" in attr:
-        raise ValueError(f"custom reward spec {spec!r} must look like 'package.module:function'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"custom reward spec {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+    """Load the reward function named by ``"package.module:function"`` or ``"path/to/rewards.py:function"``.
+
+    A path ends in ``.py`` and is taken relative to the working directory. ValueError naming the spec, and the module
+    or file, when it cannot be loaded, lacks the function, or the attribute is not callable.
+    """
+    source, sep, attr = spec.rpartition(":")
+    forms = "'package.module:function' or 'path/to/rewards.py:function'"
+    if not sep or not source or not attr:
+        raise ValueError(f"custom reward spec {spec!r} must look like {forms}")
+    if source.endswith(".py"):
+        path = Path(source).expanduser().resolve()
+        where = f"file {path}"
+        if not path.is_file():
+            raise ValueError(
+                f"custom reward spec {spec!r}: {where} does not exist (a relative path starts at {Path.cwd()})"
+            )
+        module_name = "vlm_rl_reward_file_" + hashlib.sha1(str(path).encode()).hexdigest()[:16]
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module  # so that pickle and dataclasses find the plug-in's own definitions
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[module_name]
+            raise ValueError(
+                f"custom reward spec {spec!r}: running {where} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    else:
+        if ":" in source:
+            raise ValueError(f"custom reward spec {spec!r} must look like {forms}")
+        where = f"module {source!r}"
+        try:
+            module = importlib.import_module(source)
+        except ImportError as exc:
+            raise ValueError(f"custom reward spec {spec!r}: cannot import {where}: {exc}") from exc
     try:
         fn = getattr(module, attr)
     except AttributeError as exc:
-        raise ValueError(f"custom reward spec {spec!r}: module {module_name!r} has no attribute {attr!r}") from exc
+        raise ValueError(f"custom reward spec {spec!r}: {where} has no attribute {attr!r}") from exc
     if not callable(fn):
-        raise ValueError(f"custom reward spec {spec!r}: {attr!r} is a {type(fn).__name__}, not callable")
+        raise ValueError(f"custom reward spec {spec!r}: {attr!r} in {where} is not callable ({type(fn).__name__})")
     return fn
 
 

@@ -1,20 +1,25 @@
-"""The model-family adapter: chat messages, processor inputs, batching of prompts and completions.
+"""The model-family adapter: chat messages, processor inputs, batching of prompts and completions,
+and the inputs of a generation that continues from one prompt prefill.
 
 Everything that is specific to Qwen2-VL / Qwen2.5-VL (vision placeholder tokens, mRoPE inputs,
-``second_per_grid_ts``, ``mm_token_type_ids``) lives here, chosen from the model config's
-``model_type`` and never from a path substring.
+``second_per_grid_ts``, ``mm_token_type_ids``) lives here and, on the model side (prefill with
+mRoPE positions, KV-cache repetition), in `vlm_rl.models.prefill`, which only this adapter and the
+loss forward use; the family is chosen from the model config's ``model_type``, never from a path
+substring.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from PIL import Image
 
 from data_pipelines.schema import Sample
 from vlm_rl.media import VideoClip
+from vlm_rl.models.prefill import group_cache, prefill_prompt
 
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
 SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
@@ -207,6 +212,20 @@ class QwenVLAdapter:
         if with_video:
             model_inputs["second_per_grid_ts"] = torch.cat([p.second_per_grid_ts for p in with_video])
         return Batch(model_inputs, completion_ids, completion_mask, width, tuple(prompts), tuple(repeats))
+
+    def shared_generation_inputs(self, model, prompt: PromptInputs, n: int) -> dict[str, Any]:
+        """Keyword arguments of `model.generate` for `n` continuations of `prompt` from one prefill: all
+        but its last token run once (vision included), that cache repeated n times, and the full ids,
+        so `generate` continues with the last prompt token. The completions start at column
+        ``input_ids.shape[1]`` of its output."""
+        prefill = prefill_prompt(model, prompt, leave_last=True)
+        ids = prefill.ids.expand(n, -1)
+        return {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "mm_token_type_ids": prefill.token_types.expand(n, -1),
+            "past_key_values": group_cache(prefill, n),
+        }
 
 
 def _as_tensor(value) -> torch.Tensor | None:

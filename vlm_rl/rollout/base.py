@@ -69,6 +69,15 @@ class Rollouts:
 
 
 class RolloutEngine(Protocol):
-    def generate(self, prompts: Sequence[PromptInputs], params: SamplingParams) -> Rollouts:
-        """Sample `params.n` completions for each prompt."""
+    """What the trainer, evaluation and the demo call on an engine (tests/integration/test_engine_protocol.py
+    checks every engine against it)."""
+
+    def generate(self, prompts: Sequence[PromptInputs], params: SamplingParams, *, streamer=None) -> Rollouts:
+        """Sample `params.n` completions for each prompt. A transformers `streamer` (one prompt, n = 1)
+        receives the tokens as they are generated; an engine that cannot stream raises ValueError."""
+        ...
+
+    def sync_weights(self, policy: torch.nn.Module) -> None:
+        """Sample from now on with `policy`'s current weights; the trainer calls it before the first
+        rollout and after every optimizer step."""
         ...

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import torch
 
 from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
-from vlm_rl.models.logprobs import prefill_prompt
 from vlm_rl.rollout.base import Rollouts, SamplingParams
 
 
@@ -26,6 +25,10 @@ class HFRolloutEngine:
         self.adapter = adapter
         self.max_rows_per_call = max_rows_per_call
         self.shared_prefill = shared_prefill
+
+    def sync_weights(self, policy: torch.nn.Module) -> None:
+        """Generate with `policy` from now on: the module itself, not a copy, so its later updates show."""
+        self.model = policy
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[PromptInputs], params: SamplingParams, *, streamer=None) -> Rollouts:
@@ -64,22 +67,11 @@ class HFRolloutEngine:
     def _generate_shared(
         self, prompts: Sequence[PromptInputs], params: SamplingParams, streamer=None
     ) -> tuple[list[list[int]], list[bool]]:
-        """One prompt: prefill all but its last token once (vision included), repeat the cache n times,
-        and let `generate` continue from it with the last prompt token."""
+        """One prompt, prefilled once by the adapter (its cache repeated n times) for `generate` to continue."""
         (prompt,) = prompts
-        prefill = prefill_prompt(self.model, prompt, leave_last=True)
-        cache = prefill.output.past_key_values
-        cache.batch_repeat_interleave(params.n)
-        full = prefill.ids.expand(params.n, -1)
-        out = self.model.generate(
-            input_ids=full,
-            attention_mask=torch.ones_like(full),
-            mm_token_type_ids=prefill.token_types.expand(params.n, -1),
-            past_key_values=cache,
-            **self._generate_kwargs(params),
-            streamer=streamer,
-        )
-        return self._split(out[:, full.shape[1] :].tolist())
+        inputs = self.adapter.shared_generation_inputs(self.model, prompt, params.n)
+        out = self.model.generate(**inputs, **self._generate_kwargs(params), streamer=streamer)
+        return self._split(out[:, inputs["input_ids"].shape[1] :].tolist())
 
     def _generate_kwargs(self, params: SamplingParams) -> dict:
         sampling = (

@@ -37,9 +37,9 @@ class VLLMRolloutEngine:
         self.backend = backend
         self.adapter = adapter
 
-    def sync_weights(self, policy: torch.nn.Module) -> int:
+    def sync_weights(self, policy: torch.nn.Module) -> None:
         """Load the policy's current weights (checkpoint names, LoRA merged) into the backend."""
-        return self.backend.load_weights(checkpoint_tensors(policy))
+        self.backend.load_weights(checkpoint_tensors(policy))
 
     def generate(self, prompts: Sequence[PromptInputs], params: SamplingParams, *, streamer=None) -> Rollouts:
         if streamer is not None:

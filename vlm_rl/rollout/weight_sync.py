@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import torch
 
+from vlm_rl.models.hf_internals import saved_buffers
+
 
 @torch.no_grad()
 def checkpoint_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -29,9 +31,7 @@ def checkpoint_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tens
     lora_of = {id(m.base_layer): m for m in base.modules() if hasattr(m, "get_delta_weight") and hasattr(m, "base_layer")}
     seen: set[int] = set()
     for module_name, module in base.named_modules():
-        own = list(module.named_parameters(recurse=False)) + [
-            (n, b) for n, b in module.named_buffers(recurse=False) if n not in module._non_persistent_buffers_set
-        ]
+        own = list(module.named_parameters(recurse=False)) + saved_buffers(module)
         if not own:
             continue
         lora = lora_of.get(id(module))

@@ -4,7 +4,8 @@
 # ALGO is a recipe name in configs/ (default: grpo tw_grpo reg_grpo grpo_care dapo t_grpo).
 # COMPARE_FROM is a finished quickstart directory (default runs/quickstart; made by
 # bash scripts/quickstart.sh), COMPARE_DIR the output (default runs/compare), COMPARE_STEPS the steps
-# (default 200). Only what makes the 7B recipes fit the tiny model and the CPU is overridden; every
+# (default 200). Only what makes the 7B recipes fit the tiny model and the CPU is overridden
+# (configs/tiny_cpu.overrides, plus the model, data, group size, lengths, steps and reward below); every
 # algorithm-specific setting (KL, clipping, bonuses, schedules) stays the recipe's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,18 +20,17 @@ if [ ! -f "$from/sft/final/config.json" ] || [ ! -f "$from/data/test.json" ]; th
     echo "compare_algorithms.sh: $from has no SFT model or test set; run bash scripts/quickstart.sh first (or set COMPARE_FROM)" >&2
     exit 2
 fi
-tiny=(
-    seed=0 model.path="$from/sft/final" model.dtype=float32 model.gradient_checkpointing=false
-    data.train_files=["$from/data/train.json"] data.eval_files=[] data.limit=null data.prompt_template=short
-    data.video.fps=null data.video.nframes=4 data.video.min_pixels=3136 data.video.max_pixels=3136
+mapfile -t tiny < <(grep -Ev '^[[:space:]]*(#|$)' configs/tiny_cpu.overrides)
+run=(
+    seed=0 model.path="$from/sft/final" data.train_files=["$from/data/train.json"]
     rollout.num_generations=8 rollout.max_new_tokens=24 "reward.weights={accuracy: 1.0, format: 0.0}"
     trainer.steps="$steps" trainer.prompts_per_step=8 trainer.micro_batch_prompts=8 trainer.lr=5e-5
-    trainer.save_every=0 trainer.log_every=10 trainer.sample_every=50 trainer.resume=none
+    trainer.log_every=10 trainer.sample_every=50
 )
 reports=()
 for algo in "${algos[@]}"; do
     [ -f "configs/$algo.yaml" ] || { echo "compare_algorithms.sh: no recipe configs/$algo.yaml" >&2; exit 2; }
-    bash "scripts/train_$algo.sh" "configs/$algo.yaml" "${tiny[@]}" output_dir="$out/$algo"
+    bash "scripts/train_$algo.sh" "configs/$algo.yaml" "${tiny[@]}" "${run[@]}" output_dir="$out/$algo"
     vlm-rl eval --model "$out/$algo/final" --data "$from/data/test.json" --config configs/quickstart_grpo.yaml \
         --out "$out/$algo/eval.json"
     reports+=("$out/$algo/eval.json")

@@ -424,6 +424,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
 
 
+def read_overrides_file(path: str | Path) -> list[str]:
+    """The dotted overrides of a text file, one per line; blank lines and lines starting with '#' are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"overrides file {path} does not exist")
+    overrides = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if "=" not in text:
+            raise ConfigError(f"{path}:{number}: {text!r} is not an override; write one section.key=value per line")
+        overrides.append(text)
+    return overrides
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = RunConfig) -> Any:
     """Read a YAML file (or start from defaults), apply dotted overrides, validate the whole tree."""
     values: dict[str, Any] = {}

@@ -4,12 +4,13 @@ algorithm's own metrics reach metrics.jsonl."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from vlm_rl.config import load_config
+from vlm_rl.config import ConfigError, load_config, read_overrides_file
 from vlm_rl.training.grpo import GRPOTrainer
 from tiny_run import TINY_RUN
 
@@ -17,22 +18,15 @@ HERE = Path(__file__).parent
 REPO = HERE.parents[1]
 pytestmark = pytest.mark.slow
 
-# What makes a 7B recipe fit the tiny model on a CPU (the same list as scripts/compare_algorithms.sh).
-TINY_RECIPE = [
-    "model.dtype=float32",
-    "model.gradient_checkpointing=false",
-    "data.limit=null",
-    "data.eval_files=[]",
-    "data.prompt_template=short",
-    "data.video.fps=null",
-    "data.video.nframes=4",
-    "data.video.min_pixels=3136",
-    "data.video.max_pixels=3136",
-    "trainer.resume=none",
-    "trainer.save_every=0",
-    "reward.custom={length: 'rewards_for_tests:text_length'}",
-    "reward.weights={accuracy: 0.0, length: 1.0}",  # varies between untrained completions
+# What makes a 7B recipe fit the tiny model on a CPU (shared with scripts/compare_algorithms.sh), plus this
+# test's reward: one that varies between untrained completions, loaded from its file.
+TINY_CPU = read_overrides_file(REPO / "configs" / "tiny_cpu.overrides")
+LENGTH_REWARD = [
+    f"reward.custom={{length: '{HERE / 'rewards_for_tests.py'}:text_length'}}",
+    "reward.weights={accuracy: 0.0, length: 1.0}",
 ]
+# the recipes scripts/compare_algorithms.sh can run: those with a scripts/train_<name>.sh
+RECIPES = sorted(p.stem for p in (REPO / "configs").glob("*.yaml") if (REPO / "scripts" / f"train_{p.stem}.sh").exists())
 
 COMMON = {"loss", "entropy", "advantage_std", "zero_std_groups", "completion_length", "grad_norm", "reward/length", "skip_ratio"}
 
@@ -41,7 +35,7 @@ ALGORITHMS = {
     "grpo": ("grpo", [], {"kl", "clip_fraction", "clip_low_fraction", "clip_high_fraction"}),
     "dr_grpo": (
         "grpo",
-        ["algo.advantage=dr_grpo", "algo.scale_by_std=false", "algo.aggregation=seq_mean_token_sum_norm"],
+        ["algo.advantage=dr_grpo", "algo.aggregation=seq_mean_token_sum_norm"],
         {"kl", "clip_fraction"},
     ),
     "gspo": ("grpo", ["algo.policy_loss=gspo", "algo.clip_low=3e-4", "algo.clip_high=4e-4"], {"clip_fraction"}),
@@ -67,8 +61,7 @@ ALGORITHMS = {
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
-def test_recipe_trains_every_parameter_and_logs_its_metrics(algorithm, tiny_model_dir, synthetic_data, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(HERE))
+def test_recipe_trains_every_parameter_and_logs_its_metrics(algorithm, tiny_model_dir, synthetic_data, tmp_path):
     recipe, extra, own_metrics = ALGORITHMS[algorithm]
     config = load_config(
         REPO / "configs" / f"{recipe}.yaml",
@@ -77,7 +70,8 @@ def test_recipe_trains_every_parameter_and_logs_its_metrics(algorithm, tiny_mode
             f"data.train_files=[{synthetic_data.train_path}]",
             f"output_dir={tmp_path / 'run'}",
             *TINY_RUN,
-            *TINY_RECIPE,
+            *TINY_CPU,
+            *LENGTH_REWARD,
             *extra,
         ],
     )
@@ -97,4 +91,22 @@ def test_recipe_trains_every_parameter_and_logs_its_metrics(algorithm, tiny_mode
         # the second update regresses against the rollout-time log-probs: the policy has moved
         assert all(r["reg_grpo/log_ratio_std"] > 0 and r["reg_grpo/degenerate_group_fraction"] == 0 for r in rows)
     if algorithm == "tw_grpo":
-        assert all(1.0 <= r["token_weight_mean"] <= r["token_weight_max"] <= config.algo.tw_alpha + 1e-6 for r in rows), rows
+        assert all(1.0 <= r["token_weight_mean"] <= r["token_weight_max"] <= config.algo.tw_grpo.alpha + 1e-6 for r in rows), rows
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_tiny_cpu_overrides_fit_every_recipe(recipe):
+    config = load_config(REPO / "configs" / f"{recipe}.yaml", TINY_CPU)
+    video = config.data.video
+    assert (config.model.dtype, video.fps, video.nframes, video.max_pixels) == ("float32", None, 4, 3136)
+
+
+def test_overrides_file_skips_comments_and_names_a_bad_line(tmp_path):
+    path = tmp_path / "run.overrides"
+    path.write_text("# a comment\n\n  model.dtype=float32  \nreward.weights={accuracy: 1.0}\n")
+    assert read_overrides_file(path) == ["model.dtype=float32", "reward.weights={accuracy: 1.0}"]
+    path.write_text("model.dtype=float32\ndata.limit\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:2: 'data.limit' is not an override")):
+        read_overrides_file(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_overrides_file(tmp_path / "missing.overrides")

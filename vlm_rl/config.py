@@ -320,6 +320,9 @@ class TrainerConfig:
     save_every: int = _f(0, "Write a checkpoint every N steps (0 = only at the end).")
     keep_checkpoints: int = _f(2, "Checkpoints kept on disk (oldest are deleted).")
     resume: str = _f("none", "'auto' continues from the newest complete checkpoint, 'none' starts fresh, or a checkpoint path.")
+    overwrite: bool = _f(
+        False, "A fresh run (resume=none) into an output_dir that holds a run removes that run's files first; off = refuse."
+    )
 
 
 @dataclass

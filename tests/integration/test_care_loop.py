@@ -124,9 +124,9 @@ def test_checkpoints_carry_the_ema_reference_and_resume_restores_it(run_config, 
         f"output_dir={tmp_path / 'care'}",
     ]
     trainer = GRPOTrainer(_with(run_config, overrides))
-    initial = {k: v.clone() for k, v in trainer.care.model.state_dict().items()}
+    initial = {k: v.clone() for k, v in trainer.method(ConsistencyReference).model.state_dict().items()}
     trainer.train()
-    ema = {k: v.clone() for k, v in trainer.care.model.state_dict().items()}
+    ema = {k: v.clone() for k, v in trainer.method(ConsistencyReference).model.state_dict().items()}
     assert any(not torch.equal(ema[k], initial[k]) for k in ema), "two EMA updates moved the reference"
     policy = trainer.policy.state_dict()
     assert any(not torch.equal(ema[k], policy[k]) for k in ema), "the EMA lags the policy"
@@ -135,7 +135,7 @@ def test_checkpoints_carry_the_ema_reference_and_resume_restores_it(run_config, 
     assert saved and all(torch.equal(v, ema[k]) for k, v in saved.items())
     resumed = GRPOTrainer(_with(run_config, [*overrides, "trainer.resume=auto"]))
     assert resumed.start_step == 2
-    assert all(torch.equal(v, ema[k]) for k, v in resumed.care.model.state_dict().items())
+    assert all(torch.equal(v, ema[k]) for k, v in resumed.method(ConsistencyReference).model.state_dict().items())
 
     plain = [o for o in overrides if not o.startswith("algo.care")]
     GRPOTrainer(_with(run_config, [*plain, f"output_dir={tmp_path / 'plain'}"])).train()

@@ -122,4 +122,4 @@ def test_training_run_augments_logs_and_resumes(run_config, tmp_path, monkeypatc
     assert rows[-1]["difficulty/window"] == 12
     assert (tmp_path / "run" / "checkpoints" / "step_00000003" / DIFFICULTY_FILE).is_file()
     resumed = GRPOTrainer(_with(config, ["trainer.resume=auto"]))
-    assert resumed.difficulty.tracker.state_dict() == trainer.difficulty.tracker.state_dict()
+    assert resumed.method(DifficultyAugmentation).tracker.state_dict() == trainer.method(DifficultyAugmentation).tracker.state_dict()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vlm_rl.training.grpo import GRPOTrainer
+from vlm_rl.training.replay import SelectiveReplay
 from vlm_rl.training.replay import REPLAY_FILE
 
 from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
@@ -45,24 +46,24 @@ def test_vanished_groups_are_replaced_by_replayed_rollouts(replay_config):
     assert rows[0]["replay/replayed_fraction"] == 0.0, "nothing to replay before the first update"
     assert rows[0]["replay/added"] == rows[0]["replay/effective_ratio"] * 4 * replay_config.rollout.num_generations
     assert any(r["replay/replayed_fraction"] > 0 for r in rows[1:]), "even records vanish and get replaced"
-    assert len(trainer.replay.buffer) == rows[-1]["replay/buffer_size"] > 0
+    assert len(trainer.method(SelectiveReplay).buffer) == rows[-1]["replay/buffer_size"] > 0
     assert any(not torch.equal(p.detach(), before[n]) for n, p in trainer.model.named_parameters() if p.requires_grad)
-    assert all(item.advantage != 0 for item in trainer.replay.buffer.sample(8, torch.Generator().manual_seed(0)))
+    assert all(item.advantage != 0 for item in trainer.method(SelectiveReplay).buffer.sample(8, torch.Generator().manual_seed(0)))
 
     resumed = GRPOTrainer(_with(replay_config, ["trainer.resume=auto"]))
     assert resumed.start_step == 3
-    assert resumed.replay.buffer.state_dict() == trainer.replay.buffer.state_dict()
-    assert torch.equal(resumed.replay.generator.get_state(), trainer.replay.generator.get_state())
+    assert resumed.method(SelectiveReplay).buffer.state_dict() == trainer.method(SelectiveReplay).buffer.state_dict()
+    assert torch.equal(resumed.method(SelectiveReplay).generator.get_state(), trainer.method(SelectiveReplay).generator.get_state())
     assert (Path(replay_config.output_dir) / "checkpoints" / "step_00000003" / REPLAY_FILE).is_file()
 
 
 def test_replayed_parts_carry_stored_tokens_advantages_and_log_probs(replay_config):
     trainer = GRPOTrainer(_with(replay_config, ["trainer.steps=1"]))
     trainer.train()
-    assert len(trainer.replay.buffer) > 0
-    parts = trainer.replay.parts(5, trainer.encoder, rows_per_part=4)
+    assert len(trainer.method(SelectiveReplay).buffer) > 0
+    parts = trainer.method(SelectiveReplay).parts(5, trainer.encoder, rows_per_part=4)
     assert [len(p.advantages) for p in parts] == [4, 1]
-    drawn = trainer.replay.buffer.state_dict()["items"]
+    drawn = trainer.method(SelectiveReplay).buffer.state_dict()["items"]
     for part in parts:
         assert part.rows is None and part.old_logps is not None
         for row in range(len(part.advantages)):

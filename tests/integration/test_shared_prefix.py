@@ -79,7 +79,7 @@ def test_a_grpo_step_logs_the_same_loss_and_gradient_with_and_without_shared_pre
             f"output_dir={tmp_path / str(shared)}",
         ])
         trainer = GRPOTrainer(config)
-        assert trainer.shared_prefix is shared
+        assert trainer.update.shared_prefix is shared
         trainer.train()
         rows[shared] = json.loads((tmp_path / str(shared) / "metrics.jsonl").read_text().splitlines()[0])
     assert rows[True]["reward"] == rows[False]["reward"], "the same completions were sampled"

@@ -103,3 +103,25 @@ def test_dual_clip_bounds_negative_advantage_terms():
     torch.testing.assert_close(positive.loss, clipped_surrogate(logp.detach(), old, -adv, mask, aggregation="token_mean").loss)
     with pytest.raises(ValueError, match="must be > 1"):
         clipped_surrogate(logp, old, adv, mask, clip_ratio_c=0.5)
+
+
+@pytest.mark.parametrize("aggregation", ["seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"])
+def test_processes_averaging_gradients_get_the_global_mean(aggregation):
+    """Two processes with unequal token counts: each divides by the global count per process, DDP averages the
+    gradients, and the result is the whole batch's gradient (not the mean of the two processes' means)."""
+    logp0, old, ref, mask, rewards, group_ids, advantages = _batch(seed=3)
+    mask[:G, 3:] = 0.0  # the first process's completions are much shorter
+    settings = LossSettings(aggregation=aggregation, norm_const=T)
+    fn = LOSSES.get("clipped_surrogate")
+    whole = logp0.clone().requires_grad_(True)
+    fn(_inputs(whole, old, ref, mask, rewards, group_ids, advantages, torch.arange(G * GROUPS), False), settings, None).loss.backward()
+
+    processes = [torch.arange(0, G), torch.arange(G, G * GROUPS)]
+    counts = StepNormaliser.count([mask])  # what the all-reduce of both processes' counts gives
+    step = StepNormaliser(*(float(c) / len(processes) for c in counts))
+    grads = []
+    for rows in processes:
+        local = logp0.clone().requires_grad_(True)
+        fn(_inputs(local, old, ref, mask, rewards, group_ids, advantages, rows, False), settings, step).loss.backward()
+        grads.append(local.grad)
+    torch.testing.assert_close(sum(grads) / len(processes), whole.grad)

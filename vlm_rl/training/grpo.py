@@ -7,6 +7,7 @@ method does to a step lives in its own module behind the hooks of `vlm_rl.traini
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 
@@ -24,10 +25,13 @@ from vlm_rl.training.base import Trainer
 from vlm_rl.training.groups import Groups, StepBatch
 from vlm_rl.training.loss_parts import LossPart
 from vlm_rl.training.method_list import build_methods
-from vlm_rl.training.methods import MethodContext
+from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.policy_update import PolicyUpdate
 from vlm_rl.training.scoring import score
 from vlm_rl.training.timing import PhaseTimer
+
+
+M = TypeVar("M", bound=Method)
 
 
 class GRPOTrainer(Trainer):
@@ -60,6 +64,13 @@ class GRPOTrainer(Trainer):
         if self.resumed_from is not None:
             for method in self.methods:
                 method.load(self.resumed_from)
+
+    def method(self, kind: type[M]) -> M:
+        """The enabled method of class ``kind``."""
+        found = [m for m in self.methods if isinstance(m, kind)]
+        if not found:
+            raise LookupError(f"{kind.__name__} is not enabled in this run")
+        return found[0]
 
     def write_state(self, checkpoint) -> None:
         for method in self.methods:

@@ -5,8 +5,8 @@ python scripts/bench_token_weights.py [--g 8] [--t 256] [--v 151936] [--hidden 5
 Each form runs in a fresh process; "peak" is the growth of the process's maximum resident set
 over a baseline taken after the inputs (hidden states [G, T, H], LM head [V, H]) exist:
 - official: full-vocabulary log-probs with the autograd graph kept through the weights;
-- exact: the same weights, detached (what the trainer uses with algo.tw_chunk=0);
-- chunked: detached, log-probs materialised once, divergence computed tw_chunk positions at a time;
+- exact: the same weights, detached (what the trainer uses with algo.tw_grpo.chunk=0);
+- chunked: detached, log-probs materialised once, divergence computed algo.tw_grpo.chunk positions at a time;
 - chunked_from_hidden: detached, each chunk's log-probs computed from its slice of hidden states,
   so the [G, T, V] tensor never exists.
 """

@@ -136,7 +136,7 @@ class RewardConfig:
     weights: dict[str, float] = _f(
         {"accuracy": 1.0, "format": 1.0}, "Reward name -> weight; the total is the weighted sum (Video-R1: accuracy + format)."
     )
-    custom: dict[str, str] = _f({}, "Extra reward name -> 'package.module:function' taking a RewardContext.")
+    custom: dict[str, str] = _f({}, "Extra reward name -> 'package.module:function' or 'path/to/rewards.py:function' taking a RewardContext.")
 
 
 @dataclass

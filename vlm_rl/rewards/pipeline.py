@@ -142,7 +142,7 @@ class RewardPipeline:
     """Computes named reward sub-scores and their weighted total for a batch of completions.
 
     ``weights`` maps reward names (built-in, see :func:`builtin_rewards`, or keys of ``custom``) to weights; its
-    order is the order of ``names``. ``custom`` maps a new name to a ``"package.module:function"`` path of a
+    order is the order of ``names``. ``custom`` maps a new name to a ``"package.module:function"`` or ``"path/to/rewards.py:function"`` of a
     :data:`RewardFn`. Weights of 0 still compute and report the sub-score (log without rewarding).
     """
 

@@ -1,4 +1,5 @@
-"""Reading and writing record files: a JSON list (``.json``) or JSON Lines (``.jsonl``).
+"""Reading and writing record files: a JSON list (``.json``) or JSON Lines (``.jsonl``), and finding the
+media files records name.
 
 Every reader and offline pipeline goes through these, so their errors label records the same way
 (``"x.json record 6"``, ``"x.jsonl line 7"``) and their outputs are written atomically.
@@ -91,6 +92,58 @@ def write_records(path: Path, records: Iterable[Any]) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+class MediaNotFoundError(RecordError):
+    """A record's media file does not exist. The message says how to point the reader at the right media
+    root, in the words of the entry point that was used: `setting` is ``"media_root="`` for the Python
+    readers; a command line re-raises with its own (``"--media-root "``, ``"data.media_root="``) through
+    `naming`."""
+
+    def __init__(
+        self, label: str, key: str, path: Path, root: Path, hint: str, *, also: str = "", setting: str = "media_root="
+    ) -> None:
+        self.label, self.key, self.path, self.root, self.hint, self.also = label, key, path, root, hint, also
+        super().__init__(
+            f"{label}: field '{key}': media file {path} not found{also}; pass {setting}DIR where DIR is {hint} "
+            f"(now {root.absolute()})"
+        )
+
+    def naming(self, setting: str) -> MediaNotFoundError:
+        """The same error, telling the user to set `setting` (e.g. ``"--media-root "``)."""
+        return MediaNotFoundError(
+            self.label, self.key, self.path, self.root, self.hint, also=self.also, setting=setting
+        )
+
+
+def media_path(raw: str, root: Path) -> Path:
+    """Where a record's media path points: an absolute path that exists is kept; any other path, with a
+    leading ``./`` or ``/`` dropped, is taken under `root` (Video-R1's ``./Source/clip.mp4``, TW-GRPO's
+    ``/NExTQA/videos/x.mp4``)."""
+    given = Path(raw)
+    if given.is_absolute() and given.exists():
+        return given
+    return (root / (raw[2:] if raw.startswith("./") else raw.lstrip("/"))).absolute()
+
+
+def checked_media_file(
+    path: Path, *, root: Path, key: str, label: str, hint: str, sizes: dict[Path, int], raw: str | None = None
+) -> Path:
+    """`path` after checking it is an existing non-empty file; RecordError naming `label` and `key` otherwise.
+
+    `root` and `hint` (what the media root must be) go into the not-found message, with `raw`, the path as
+    the record wrote it, when that was absolute. `sizes` caches file sizes across records.
+    """
+    if path not in sizes:
+        if not path.exists():
+            also = f" (nor at {raw} itself)" if raw is not None and Path(raw).is_absolute() else ""
+            raise MediaNotFoundError(label, key, path, root, hint, also=also)
+        if not path.is_file():
+            raise RecordError(f"{label}: field '{key}': {path} is a directory, not a media file; name the file")
+        sizes[path] = path.stat().st_size
+    if sizes[path] == 0:
+        raise RecordError(f"{label}: field '{key}': media file {path} is empty (0 bytes); re-download or regenerate it")
+    return path
 
 
 def kind(value: Any) -> str:

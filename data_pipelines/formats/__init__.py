@@ -28,9 +28,9 @@ _SEED_BENCH_R1_KEYS = frozenset(
 def record_format(record: Any) -> str | None:
     """The `READERS` key for one record's shape, or None when no reader fits.
 
-    GRPO-CARE's order (§3.7 of specs/benchmarks.md): ``problem_type`` (or TW-GRPO's ``problem`` +
-    ``solution``) means Video-R1; SEED-Bench-R1's own fields mean SEED-Bench-R1 (training or
-    validation, told apart by ``golden_choice_idx`` in its reader); ``question_type`` + ``choices`` mean MMVU.
+    Checked in this order: ``problem_type`` (or TW-GRPO's ``problem`` + ``solution``) means Video-R1;
+    SEED-Bench-R1's own fields mean SEED-Bench-R1 (training or validation, told apart by
+    ``golden_choice_idx`` in its reader); ``question_type`` + ``choices`` mean MMVU.
     """
     if not isinstance(record, dict):
         return None

@@ -1,4 +1,4 @@
-"""Reader for MMVU records (yale-nlp/MMVU ``validation.json``, a JSON list; or ``.jsonl``), §2 of specs/benchmarks.md.
+"""Reader for MMVU records (yale-nlp/MMVU ``validation.json``, a JSON list; or ``.jsonl``); MMVU is arXiv 2501.12380.
 
 Fields: ``id``, ``question``, ``question_type`` (``"multiple-choice"`` or ``"open-ended"``), ``choices``
 (letter → text; open-ended records carry the same keys with empty texts), ``answer`` (the letter, or a
@@ -11,10 +11,10 @@ the Video-R1 free-form reward (mean ROUGE F) can score them, unlike MMVU's offic
 ``extra["question_type"]`` keeps the original type for a judge-based scorer, and
 ``extra["discipline"]`` the discipline of the record's subject (`DISCIPLINES`), for per-discipline accuracy.
 
-Media: a URL is mapped to its path after ``/resolve/<revision>/`` and, like any relative path (a
-leading ``./`` or ``/`` dropped), taken relative to `media_root` (default: the dataset file's
-directory, where the HF dataset keeps ``validation.json`` next to ``videos/``). An absolute path
-that exists is kept. Files are checked to exist and be non-empty, never decoded here.
+Media: a URL is mapped to its path after ``/resolve/<revision>/``; that path and any other are
+resolved by `media_path` (a leading ``./`` or ``/`` dropped, the rest under `media_root`, default:
+the dataset file's directory, where the HF dataset keeps ``validation.json`` next to ``videos/``;
+an absolute path that exists is kept). Files are checked to exist and be non-empty, never decoded here.
 Records in Video-R1 format (``eval_mmvu.json``, "MMVU (mc)") are read by `load_samples` instead.
 """
 
@@ -25,8 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from data_pipelines.completion_format import answer_block
-from data_pipelines.formats.seed_bench_r1 import checked_media_file
-from data_pipelines.record_files import iter_records, kind, required_text, short
+from data_pipelines.record_files import checked_media_file, iter_records, kind, media_path, required_text, short
 from data_pipelines.schema import RecordError, Sample
 
 QUESTION_TYPES: dict[str, str] = {"multiple-choice": "multiple choice", "open-ended": "free-form"}
@@ -180,10 +179,6 @@ def _video(record: dict[str, Any], label: str, root: Path, sizes: dict[Path, int
                 f"{label}: field '{key}': cannot map URL {short(raw)} to a local file (no /resolve/<revision>/ "
                 "part); download the video and give its path relative to media_root in \"video_path\""
             )
-        relative = Path(in_repo)
-    elif Path(raw).is_absolute() and Path(raw).is_file():
-        relative = Path(raw)
-    else:
-        relative = Path(raw[2:] if raw.startswith("./") else raw.lstrip("/"))
+        raw = in_repo
     hint = "the directory that holds the MMVU videos/ folder"
-    return checked_media_file(root, relative, key=key, label=label, hint=hint, sizes=sizes)
+    return checked_media_file(media_path(raw, root), root=root, key=key, label=label, hint=hint, sizes=sizes, raw=raw)

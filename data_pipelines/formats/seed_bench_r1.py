@@ -1,4 +1,4 @@
-"""Reader for SEED-Bench-R1 records (``.jsonl``, or a ``.json`` list), §1 of specs/benchmarks.md.
+"""Reader for SEED-Bench-R1 records (``.jsonl``, or a ``.json`` list); SEED-Bench-R1 is arXiv 2503.24376.
 
 Every record has ``question``, ``task_progress_metadata``, ``video_source`` and
 ``current_observation_basename`` (and ``video_basename`` when it has progress steps). A record with
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from data_pipelines.completion_format import answer_block
-from data_pipelines.record_files import iter_records, kind, required_text, short
+from data_pipelines.record_files import checked_media_file, iter_records, kind, required_text, short
 from data_pipelines.schema import RecordError, Sample
 
 CHOICE_FIELDS: tuple[str, ...] = ("choice_a", "choice_b", "choice_c", "choice_d")
@@ -62,28 +62,6 @@ def load_seed_bench_r1(
     if not samples:
         raise RecordError(f"{path}: the dataset has no records; point the loader at a file with at least one record")
     return samples
-
-
-def checked_media_file(
-    root: Path, relative: Path, *, key: str, label: str, hint: str, sizes: dict[Path, int]
-) -> Path:
-    """``root / relative`` as an absolute path, after checking it is an existing non-empty file.
-
-    `key` names the record field the path came from; `hint` says what `media_root` must be.
-    `sizes` caches file sizes across records.
-    """
-    resolved = (root / relative).absolute()
-    if resolved not in sizes:
-        if not resolved.is_file():
-            raise RecordError(
-                f"{label}: field '{key}': media file {resolved} not found; pass media_root= {hint} (now {root})"
-            )
-        sizes[resolved] = resolved.stat().st_size
-    if sizes[resolved] == 0:
-        raise RecordError(
-            f"{label}: field '{key}': media file {resolved} is empty (0 bytes); re-download or regenerate it"
-        )
-    return resolved
 
 
 def _to_sample(
@@ -172,13 +150,14 @@ def _media(
     hint = "the SEED-Bench-R1 data root that holds videos/ and images/"
     image_name = required_text(record, "current_observation_basename", label, "it names the current-observation image")
     image = checked_media_file(
-        root, Path("images", source, image_name), key="current_observation_basename", label=label, hint=hint,
-        sizes=sizes,
+        (root / "images" / source / image_name).absolute(), root=root, key="current_observation_basename",
+        label=label, hint=hint, sizes=sizes,
     )
     if not progress:
         return "image", image, ()
     video_name = required_text(record, "video_basename", label, "a row with progress steps needs its task-progress video")
     video = checked_media_file(
-        root, Path("videos", source, video_name), key="video_basename", label=label, hint=hint, sizes=sizes
+        (root / "videos" / source / video_name).absolute(), root=root, key="video_basename", label=label, hint=hint,
+        sizes=sizes,
     )
     return "video", video, (image,)

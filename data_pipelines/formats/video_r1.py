@@ -1,25 +1,31 @@
 """Reader for Video-R1 and TW-GRPO records (``.json`` list or ``.jsonl``), checked record by record.
 
-Video-R1 (§3.2 of specs/benchmarks.md): ``problem``, ``problem_type``, ``options`` (``"A. ..."``),
+Video-R1 (arXiv 2503.21776): ``problem``, ``problem_type``, ``options`` (``"A. ..."``),
 ``solution`` (``"<answer>…</answer>"``), ``data_type``, ``path`` (``"./Source/clip.mp4"``).
-TW-GRPO (§3.6): ``problem`` with its options inline (``"…\\nA took\\nB put down"``), ``solution``,
-``video`` (``"/NExTQA/videos/x.mp4"``), optionally ``options`` (``"(A) ..."``); no ``problem_type``.
+TW-GRPO (arXiv 2505.24718): ``problem`` with its options inline (``"…\\nA took\\nB put down"``),
+``solution``, ``video`` (``"/NExTQA/videos/x.mp4"``), optionally ``options`` (``"(A) ..."``); no
+``problem_type``.
 
-Media paths: a leading ``./`` is dropped and the rest is taken relative to `media_root` (default:
-the dataset file's directory). An absolute path is kept when that file exists; otherwise its
-leading ``/`` is dropped and it is resolved against `media_root` the same way (TW-GRPO style).
-Media files are checked for existence and non-zero size, never decoded here.
+Media paths are resolved by `media_path` (a leading ``./`` or ``/`` dropped, the rest under
+`media_root`, default the dataset file's directory; an absolute path that exists is kept) and
+checked for existence and non-zero size, never decoded here.
+
+``data_type: "frame"`` (MVBench's frame-folder tasks; TW-GRPO's ``eval_mvbench.json`` keeps it on
+rows whose ``path`` is an ``.mp4``) is read from what the path holds: a video file becomes a video
+sample, a directory of images a frame list (an image sample whose `extra_images` are the later
+frames, in natural name order). One log line per file says how many rows were read either way.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from data_pipelines.completion_format import find_answer
-from data_pipelines.record_files import iter_records, kind, required_text, short
+from data_pipelines.record_files import checked_media_file, iter_records, kind, media_path, required_text, short
 from data_pipelines.schema import (
     MEDIA_OVERRIDE_KEYS,
     PROBLEM_TYPES,
@@ -28,7 +34,8 @@ from data_pipelines.schema import (
     option_letter,
 )
 
-DATA_TYPES: tuple[str, ...] = ("video", "image", "text")
+DATA_TYPES: tuple[str, ...] = ("video", "image", "text", "frame")
+"""Values of ``data_type``; ``"frame"`` rows become video or image samples (see the module docstring)."""
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".flv", ".wmv", ".mpg", ".mpeg"}
 )
@@ -37,9 +44,12 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".w
 _LETTERS = re.compile(r"[A-Z](?:\s*,\s*[A-Z])*")
 _OPTION_LABEL = re.compile(r"\s*\(?[A-Z](?:[.):]|\s|$)")
 _INLINE_OPTION = re.compile(r"\(?([A-Z])\)?[.:]?\s+\S")
+_FRAME_NUMBER = re.compile(r"(\d+)")
 _CHOICE_TYPES = ("multiple choice", "multi-answer")
 _MEDIA_KEYS = ("path", "video")
 _SAMPLE_FIELDS = frozenset({"problem", "problem_type", "options", "solution", "process", "data_type", *_MEDIA_KEYS})
+
+log = logging.getLogger(__name__)
 
 
 def load_samples(
@@ -57,12 +67,20 @@ def load_samples(
     root = Path(media_root) if media_root is not None else path.parent
     sizes: dict[Path, int] = {}
     samples: list[Sample] = []
+    frame_rows: dict[str, int] = {"video": 0, "image": 0}
     for label, index, record in iter_records(path):
         samples.append(_to_sample(record, label=label, origin=f"{path}#{index}", root=root, sizes=sizes))
+        if isinstance(record, dict) and record.get("data_type") == "frame":
+            frame_rows[samples[-1].data_type] += 1
         if limit is not None and len(samples) >= limit:
             break
     if not samples:
         raise RecordError(f"{path}: the dataset has no records; point the loader at a file with at least one record")
+    if any(frame_rows.values()):
+        log.warning(
+            "%s: %d data_type 'frame' rows read as video (their path is a video file), %d as frame lists "
+            "(their path is a directory of images)", path, frame_rows["video"], frame_rows["image"],
+        )
     return samples
 
 
@@ -111,7 +129,11 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
         _check_answer_letters(answer, problem_type, option_letters, label)
 
     data_type = _data_type(record, label)
-    media_path = None if data_type == "text" else _media_path(record, data_type, label, root, sizes)
+    media, extra_images = None, ()
+    if data_type == "frame":
+        data_type, media, extra_images = _frame_media(record, label, root, sizes)
+    elif data_type != "text":
+        media = _media_file(record, data_type, label, root, sizes)
     process = record.get("process")
     if process is not None and not isinstance(process, str):
         raise RecordError(
@@ -128,7 +150,7 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
         problem=problem,
         problem_type=problem_type,
         data_type=data_type,
-        media_path=media_path,
+        media_path=media,
         options=options,
         solution=solution,
         answer=answer,
@@ -136,6 +158,7 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
         process=process,
         media_overrides=overrides,
         extra=extra,
+        extra_images=extra_images,
     )
 
 
@@ -228,7 +251,8 @@ def _data_type(record: dict[str, Any], label: str) -> str:
     )
 
 
-def _media_path(record: dict[str, Any], data_type: str, label: str, root: Path, sizes: dict[Path, int]) -> Path:
+def _raw_media(record: dict[str, Any], data_type: str, label: str) -> tuple[str, str]:
+    """``(key, path)`` of the record's media field."""
     key = next((k for k in _MEDIA_KEYS if k in record), None)
     if key is None:
         raise RecordError(
@@ -238,25 +262,43 @@ def _media_path(record: dict[str, Any], data_type: str, label: str, root: Path, 
     raw = record[key]
     if not isinstance(raw, str) or not raw.strip():
         raise RecordError(f"{label}: field '{key}' must be a non-empty file path, got {short(raw)}")
-    given = Path(raw)
-    if given.is_absolute() and given.is_file():
-        resolved = given
-    else:
-        relative = raw[2:] if raw.startswith("./") else raw.lstrip("/")
-        resolved = (root / relative).absolute()
-    if resolved not in sizes:
-        if not resolved.is_file():
-            also = f" (nor at {raw} itself)" if given.is_absolute() else ""
+    return key, raw
+
+
+def _media_file(record: dict[str, Any], data_type: str, label: str, root: Path, sizes: dict[Path, int]) -> Path:
+    key, raw = _raw_media(record, data_type, label)
+    return _checked(media_path(raw, root), key, raw, label, root, sizes)
+
+
+def _checked(path: Path, key: str, raw: str, label: str, root: Path, sizes: dict[Path, int]) -> Path:
+    hint = f"the directory that {raw!r} is relative to"
+    return checked_media_file(path, root=root, key=key, label=label, hint=hint, sizes=sizes, raw=raw)
+
+
+def _frame_media(
+    record: dict[str, Any], label: str, root: Path, sizes: dict[Path, int]
+) -> tuple[str, Path, tuple[Path, ...]]:
+    """``(data_type, media_path, extra_images)`` of a ``"frame"`` row: a video file, or a directory of frames."""
+    key, raw = _raw_media(record, "frame", label)
+    resolved = media_path(raw, root)
+    if not resolved.is_dir():
+        if resolved.exists() and resolved.suffix.lower() not in VIDEO_SUFFIXES:
             raise RecordError(
-                f"{label}: field '{key}': media file {resolved} not found{also}; "
-                f"pass media_root= the directory that {raw!r} is relative to (now {root})"
+                f"{label}: field '{key}': a data_type 'frame' row needs a video file or a directory of frames, "
+                f"got {resolved}; fix the path or the data_type"
             )
-        sizes[resolved] = resolved.stat().st_size
-    if sizes[resolved] == 0:
+        return "video", _checked(resolved, key, raw, label, root, sizes), ()
+    frames = sorted(
+        (p for p in resolved.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+        key=lambda p: [int(part) if part.isdigit() else part for part in _FRAME_NUMBER.split(p.name)],
+    )
+    if not frames:
         raise RecordError(
-            f"{label}: field '{key}': media file {resolved} is empty (0 bytes); re-download or regenerate it"
+            f"{label}: field '{key}': frame directory {resolved} holds no images "
+            f"({', '.join(sorted(IMAGE_SUFFIXES))}); add the frames or fix the path"
         )
-    return resolved
+    frames = [_checked(frame, key, raw, label, root, sizes) for frame in frames]
+    return "image", frames[0], tuple(frames[1:])
 
 
 def _override(record: dict[str, Any], key: str, label: str) -> float:

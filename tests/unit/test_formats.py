@@ -155,6 +155,58 @@ def test_data_type_inference_and_text_records(tmp_path: Path) -> None:
     assert text.media_path is None
 
 
+def test_frame_rows_read_as_video_or_frame_list(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from PIL import Image
+
+    from vlm_rl.records import load_records
+
+    clip = np.random.default_rng(0).integers(0, 255, (4, 56, 56, 3), dtype=np.uint8)  # decord fails on make_clip's 16x16 clips
+    tvqa = tmp_path / "video" / "tvqa" / "frames_fps3_hq"
+    for name in ("s01e01_seg1.mp4", "s01e01_seg2.mp4"):
+        write_mp4(tvqa / name, clip, 4.0)
+    frames = tmp_path / "video" / "star" / "clip_7"
+    frames.mkdir(parents=True)
+    for number in (10, 2, 1):
+        Image.fromarray(np.full((16, 16, 3), number, dtype=np.uint8)).save(frames / f"{number:d}.png")
+    (frames / "notes.txt").write_text("not a frame")
+    write_mp4(tmp_path / "video" / "clevrer" / "v.mp4", clip, 4.0)
+    row = {**MC_RECORD, "data_type": "frame", "data_source": "MVBench"}
+    records = [
+        {**row, "path": "./video/tvqa/frames_fps3_hq/s01e01_seg1.mp4"},
+        {**row, "path": "./video/star/clip_7"},
+        {**row, "path": "./video/tvqa/frames_fps3_hq/s01e01_seg2.mp4"},
+        {**MC_RECORD, "path": "./video/clevrer/v.mp4"},
+    ]
+    path = write_json(tmp_path / "eval_mvbench.json", records)
+    with caplog.at_level("WARNING", logger="data_pipelines.formats.video_r1"):
+        first, frame_list, second, plain = load_samples(path)
+    assert (first.data_type, second.data_type, plain.data_type) == ("video", "video", "video")
+    assert first.media_path == (tvqa / "s01e01_seg1.mp4").absolute() and first.extra_images == ()
+    assert frame_list.data_type == "image"
+    assert [frame_list.media_path, *frame_list.extra_images] == [(frames / f"{n}.png").absolute() for n in (1, 2, 10)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 2 data_type 'frame' rows read as video (their path is a video file), 1 as frame lists "
+        "(their path is a directory of images)"
+    ]
+    assert len(load_records([str(path)], None)) == 4, "every frame of the list and both clips decode"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("./empty", "frame directory {root}/empty holds no images"),
+        ("./note.txt", "a data_type 'frame' row needs a video file or a directory of frames, got {root}/note.txt"),
+        ("./gone.mp4", "media file {root}/gone.mp4 not found"),
+    ],
+)
+def test_unusable_frame_rows(tmp_path: Path, path: str, message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "note.txt").write_text("x")
+    data = write_json(tmp_path / "mv.json", [{**MC_RECORD, "data_type": "frame", "path": path}])
+    with pytest.raises(RecordError, match=re.escape(f"{data} record 0: field 'path': " + message.format(root=tmp_path))):
+        load_samples(data)
+
+
 def test_media_overrides(data_dir: Path) -> None:
     record = {**MC_RECORD, "fps": 2.0, "max_pixels": 3136, "nframes": 8, "note": "kept"}
     (sample,) = load_samples(write_json(data_dir / "train.json", [record]))

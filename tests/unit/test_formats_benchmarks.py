@@ -1,4 +1,4 @@
-"""SEED-Bench-R1 and MMVU readers, their prompts (golden strings from specs/benchmarks.md) and the dispatcher."""
+"""SEED-Bench-R1 and MMVU readers, their prompts (golden strings written out by hand) and the dispatcher."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from data_pipelines.formats import (
 from data_pipelines.prompts import build_prompt_text
 from data_pipelines.schema import RecordError, Sample
 
-# Made-up records in the exact shapes of specs/benchmarks.md §1.3 and §2.2.
+# Made-up records in the shapes the datasets ship: SEED-Bench-R1 annotation rows and MMVU validation.json rows.
 SEED_VAL = {
     "sample_id": "sbr1_l3_000417",
     "video_id": "0f3c9a2e-demo",
@@ -102,7 +102,7 @@ VIDEO_R1_MC = {
     "path": "./clips/clip_0001.mp4",
 }
 
-# Rendered prompts, written out by hand from specs/benchmarks.md §1.4 and §2.3.
+# Rendered prompts as GRPO-CARE's SEED-Bench-R1 evaluation and MMVU's evaluation build them, written out by hand.
 SEED_EVAL_PROMPT = """Considering the progress shown in the video and my current observation shown in the image, what action should I take next in order to make tea?Options:
 A. pour water into mug
 B. open tea box
@@ -367,7 +367,7 @@ def test_mmvu_prompts_match_the_spec(mmvu_root: Path) -> None:
     assert build_prompt_text(open_ended, "mmvu_cot") == MMVU_OPEN_COT_PROMPT
     assert build_prompt_text(mc, "mmvu_direct") == MMVU_MC_DIRECT_PROMPT
     assert build_prompt_text(open_ended, "mmvu_direct") == MMVU_OPEN_DIRECT_PROMPT
-    assert build_prompt_text(mc, "video_r1_eval") == MMVU_MC_VIDEO_R1_PROMPT  # "MMVU (mc)", §2.4
+    assert build_prompt_text(mc, "video_r1_eval") == MMVU_MC_VIDEO_R1_PROMPT  # "MMVU (mc)", as the RL papers evaluate it
 
 
 def test_mmvu_template_refuses_other_problem_types() -> None:
@@ -516,7 +516,7 @@ def test_seed_missing_and_empty_media_say_what_to_do(seed_root: Path) -> None:
         load_seed_bench_r1(path)
     message = one_line(error)
     assert f"{(seed_root / 'videos' / 'Ego4D' / 'gone.mp4').absolute()} not found" in message
-    assert f"pass media_root= the SEED-Bench-R1 data root that holds videos/ and images/ (now {seed_root})" in message
+    assert f"pass media_root=DIR where DIR is the SEED-Bench-R1 data root that holds videos/ and images/ (now {seed_root})" in message
     (seed_root / "images" / "Ego4D" / "empty.png").write_bytes(b"")
     record = {**SEED_VAL, "current_observation_basename": "empty.png"}
     path = write_jsonl(seed_root / "annotations" / "e.jsonl", [record])

@@ -1,4 +1,5 @@
-"""The `vlm-rl` command: train, sft, eval, make-tiny-model, make-data, data, plot, report, config."""
+"""The `vlm-rl` command: train, sft, eval, make-tiny-model, make-data, data (invert-qa, drop-thoughts, show),
+bench, demo, plot, report, config, vllm-serve."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from data_pipelines.schema import RecordError
 from vlm_rl.config import ConfigError
-from vlm_rl.demo.settings import DemoError
+from vlm_rl.demo.settings import DemoConfig, DemoError, default_cache_dir, parse_auth
 from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
 from vlm_rl.models.loading import ModelLoadError
@@ -57,22 +58,6 @@ def _eval(args: argparse.Namespace) -> None:
         print(f"\n{table}\n-> {summary}")
 
 
-def _judge_scorer():
-    """MMVU official scoring: the rule pre-check, then the judge configured by VLM_RL_JUDGE_* variables."""
-    from vlm_rl.eval.judge import OpenAIJudge, score_official
-    from vlm_rl.eval.runner import ItemScore
-
-    judge = OpenAIJudge.from_env()
-
-    def score(sample, text: str) -> ItemScore:
-        question_type = sample.extra.get("question_type", sample.problem_type)
-        correct, method, detail = score_official(sample.problem, sample.options, sample.answer, text, question_type, judge)
-        reward = float(correct)
-        return ItemScore(reward, reward, reward, method, detail)
-
-    return score
-
-
 def _eval_out(args: argparse.Namespace, name: str, single: bool) -> Path:
     if args.out is None:
         return Path(args.model) / "eval" / f"{name}.json"
@@ -81,25 +66,30 @@ def _eval_out(args: argparse.Namespace, name: str, single: bool) -> Path:
 
 def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
     from data_pipelines.formats import load_benchmark_samples
+    from data_pipelines.record_files import MediaNotFoundError
     from vlm_rl.config import load_config, to_dict
-    from vlm_rl.eval.runner import evaluate
+    from vlm_rl.eval.judge import OpenAIJudge
+    from vlm_rl.eval.runner import JudgeScorer, evaluate
     from vlm_rl.eval.table import comparison_table
     from vlm_rl.models.loading import load_adapter, load_model
     from vlm_rl.models.prompt_encoder import PromptEncoder
+    from vlm_rl.rollout import HFRolloutEngine
 
     config_path = args.config or job.preset
     if config_path is None and (Path(args.model) / "vlm_rl.yaml").is_file():
         config_path = Path(args.model) / "vlm_rl.yaml"
     config = load_config(config_path, [*args.overrides, f"model.path={args.model}"])
-    samples = load_benchmark_samples(job.data, media_root=config.data.media_root, limit=args.limit, **job.reader_kwargs)
+    try:
+        samples = load_benchmark_samples(job.data, media_root=config.data.media_root, limit=args.limit, **job.reader_kwargs)
+    except MediaNotFoundError as err:
+        raise err.naming("data.media_root=") from None
     adapter = load_adapter(config.model.path)
-    model, engine = None, None
     if config.eval.engine == "vllm":
         from vlm_rl.rollout.vllm_engine import LocalVLLM, VLLMRolloutEngine
 
         engine = VLLMRolloutEngine(LocalVLLM(config.model.path, config.rollout.vllm, seed=config.seed, sleep=False), adapter)
     else:
-        model = load_model(config.model, trainable=False)
+        engine = HFRolloutEngine(load_model(config.model, trainable=False), adapter)
     items = out.with_suffix(".items.jsonl")
     if args.restart:
         items.unlink(missing_ok=True)
@@ -112,25 +102,28 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         "engine": config.eval.engine,
     }
     report = evaluate(
-        model,
-        adapter,
+        engine,
         PromptEncoder(adapter, config.data),
         samples,
         config.eval,
-        scorer=_judge_scorer() if job.judge else None,
+        scorer=JudgeScorer(OpenAIJudge.from_env()) if job.judge else None,
         items_path=items,
         group_by=job.group_by,
         settings=settings,
         progress=True,
-        engine=engine,
     )
     report.write(out)
     out.with_suffix(".md").write_text(comparison_table([out], [job.name]) + "\n")
+    if report.accuracy_strict is None:
+        accuracy = f"judge accuracy {report.accuracy:.4f} (rule check, then LLM judge: one verdict per item)"
+    else:
+        accuracy = (
+            f"accuracy {report.accuracy:.4f} ({settings['scoring']}; strict {report.accuracy_strict:.4f}, "
+            f"lenient {report.accuracy_lenient:.4f})"
+        )
     print(
-        f"{args.model} on {job.data}: accuracy {report.accuracy:.4f} ({settings['scoring']}; strict "
-        f"{report.accuracy_strict:.4f}, lenient {report.accuracy_lenient:.4f}), failures {report.failures}, "
-        f"format {report.format_rate:.4f}, mean length {report.mean_length:.1f} tokens, n={report.n}, "
-        f"{report.wall_time_s:.1f} s -> {out}"
+        f"{args.model} on {job.data}: {accuracy}, failures {report.failures}, format {report.format_rate:.4f}, "
+        f"mean length {report.mean_length:.1f} tokens, n={report.n}, {report.wall_time_s:.1f} s -> {out}"
     )
 
 
@@ -177,9 +170,12 @@ def _show_data(args: argparse.Namespace) -> None:
 
     from data_pipelines.formats import load_benchmark_samples, record_format
     from data_pipelines.prompts import build_prompt_text
-    from data_pipelines.record_files import iter_records
+    from data_pipelines.record_files import MediaNotFoundError, iter_records
 
-    samples = load_benchmark_samples(args.input, media_root=args.media_root)
+    try:
+        samples = load_benchmark_samples(args.input, media_root=args.media_root)
+    except MediaNotFoundError as err:
+        raise err.naming("--media-root ") from None
     first = next(iter_records(args.input))[2]
     kinds = Counter(f"{s.data_type}/{s.problem_type}" for s in samples)
     print(f"{args.input}: {record_format(first)} format, {len(samples)} samples ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
@@ -205,22 +201,37 @@ def _bench(args: argparse.Namespace) -> None:
     print(bench_table(args.workload, modes, args.steps, args.warmup))
 
 
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `vlm-rl demo` (also those of ``demo/app.py``)."""
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--compare", nargs="*", default=[], metavar="DIR", help="more model directories to compare with")
+    p.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (or folders of runs) to browse")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="user:password required to open the page (or set VLM_RL_DEMO_AUTH)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload")
+    p.add_argument("--max-video-seconds", type=float, default=120.0, help="longest accepted video")
+    p.add_argument("--cache-dir", help="where the bundled examples are written (default ~/.cache/vlm-rl/demo)")
+
+
+def demo_config(args: argparse.Namespace) -> DemoConfig:
+    """The `DemoConfig` of parsed `add_demo_arguments` options; DemoError for a bad value."""
+    return DemoConfig(
+        models=tuple(Path(m) for m in [args.model, *args.compare]),
+        runs=tuple(Path(r) for r in args.runs),
+        host=args.host,
+        port=args.port,
+        auth=parse_auth(args.auth or os.environ.get("VLM_RL_DEMO_AUTH")),
+        max_upload_mb=args.max_upload_mb,
+        max_video_seconds=args.max_video_seconds,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
+    )
+
+
 def _demo(args: argparse.Namespace) -> None:
     from vlm_rl.demo.app import launch
-    from vlm_rl.demo.settings import DemoConfig, default_cache_dir, parse_auth
 
-    launch(
-        DemoConfig(
-            models=tuple(Path(m) for m in [args.model, *args.compare]),
-            runs=tuple(Path(r) for r in args.runs),
-            host=args.host,
-            port=args.port,
-            auth=parse_auth(args.auth or os.environ.get("VLM_RL_DEMO_AUTH")),
-            max_upload_mb=args.max_upload_mb,
-            max_video_seconds=args.max_video_seconds,
-            cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
-        )
-    )
+    launch(demo_config(args))
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -336,15 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("demo", help="Gradio app: answer, sample a group, compare checkpoints, browse runs")
-    p.add_argument("--model", required=True, help="model directory")
-    p.add_argument("--compare", nargs="*", default=[], metavar="DIR", help="more model directories to compare with")
-    p.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (or folders of runs) to browse")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", help="user:password required to open the page (or set VLM_RL_DEMO_AUTH)")
-    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload")
-    p.add_argument("--max-video-seconds", type=float, default=120.0, help="longest accepted video")
-    p.add_argument("--cache-dir", help="where the bundled examples are written (default ~/.cache/vlm-rl/demo)")
+    add_demo_arguments(p)
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("plot", help="write PNG curves of a run's metrics.jsonl")

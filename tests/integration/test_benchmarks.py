@@ -1,6 +1,6 @@
-"""`vlm-rl eval --benchmark`: SEED-Bench-R1 and MMVU on small fixtures in the exact record shapes and
-folder layouts of the spec (tiny real mp4/png files), failures kept in the denominator, an LLM judge
-over loopback, and an evaluation killed mid-way that resumes to the same report."""
+"""`vlm-rl eval --benchmark`: SEED-Bench-R1 and MMVU on small fixtures in the record shapes and folder
+layouts the datasets ship (tiny real mp4/png files), failures kept in the denominator and reported in one
+line, an LLM judge over loopback, and an evaluation killed mid-way that resumes to the same report."""
 
 from __future__ import annotations
 
@@ -106,6 +106,16 @@ def test_seed_bench_r1_levels_domains_failures_and_markdown(seed_bench_root, tin
     assert "failures 1" in capsys.readouterr().out
 
 
+def test_undecodable_clip_is_one_stderr_line_naming_the_file_and_the_fix(seed_bench_root, tiny_model_dir, tmp_path, capfd):
+    main(["eval", "--model", str(tiny_model_dir), "--benchmark", "seed-bench-r1", "--data-root", str(seed_bench_root),
+          "--levels", "L1", "--out", str(tmp_path / "eval"), *FAST])
+    err = capfd.readouterr().err
+    (line,) = [line for line in err.replace("\r", "\n").splitlines() if "L1_2.mp4" in line]
+    assert line.startswith(f"{seed_bench_root / 'annotations' / 'validation_L1.jsonl'}#3: cannot decode video ")
+    assert "re-encode it (e.g. `ffmpeg" in line and line.endswith("(counted wrong)")
+    assert "ERROR opening" not in err and "moov atom not found" not in err, "the decoder's own lines are dropped"
+
+
 def test_mmvu_mc_takes_only_multiple_choice_items_per_subject(mmvu_root, tiny_model_dir, tmp_path):
     out = tmp_path / "mmvu"
     main(["eval", "--model", str(tiny_model_dir), "--benchmark", "mmvu", "--data-root", str(mmvu_root), "--out", str(out), *FAST])
@@ -138,7 +148,7 @@ class _Judge(BaseHTTPRequestHandler):
         pass
 
 
-def test_mmvu_official_scores_through_a_judge_on_loopback(mmvu_root, tiny_model_dir, tmp_path, monkeypatch):
+def test_mmvu_official_scores_through_a_judge_on_loopback(mmvu_root, tiny_model_dir, tmp_path, monkeypatch, capsys):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("VLM_RL_JUDGE_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}/v1")
@@ -156,6 +166,13 @@ def test_mmvu_official_scores_through_a_judge_on_loopback(mmvu_root, tiny_model_
     assert len(judged) == len(_Judge.requests) >= 1 and all(b["model"] == "local-judge" for b in _Judge.requests)
     for item in judged:
         assert item["reward"] == (1.0 if item["answer"] == "B" else 0.0)
+    assert report["accuracy_strict"] is None and report["accuracy_lenient"] is None, "one verdict, reported once"
+    assert all(r["reward_strict"] is None and r["reward_lenient"] is None for r in report["results"])
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "accuracy" in line]
+    assert f"judge accuracy {report['accuracy']:.4f} (rule check, then LLM judge: one verdict per item)" in line
+    assert "strict" not in line and "lenient" not in line
+    table = (out / "mmvu_official.md").read_text()
+    assert "| scoring | judge |" in table and "| accuracy, strict letter match | - |" in table
 
 
 def _run_eval(args: list[str]) -> subprocess.Popen:

@@ -1,4 +1,5 @@
-"""`vlm-rl data` verbs: each runs its pipeline, prints its counts, and reports bad input in one line."""
+"""`vlm-rl data` verbs: each runs its pipeline, prints its counts, and reports bad input in one line; a missing
+media file's error names the setting in the form the entry point takes it."""
 
 from __future__ import annotations
 
@@ -58,3 +59,32 @@ def test_show_reads_any_format_and_renders_prompts(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"{data.train_path}: video_r1 format, 3 samples (3 video/numerical)")
     assert "How many" in out and "=> <answer>" in out and "train_0.mp4" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "told", "not_told"),
+    [
+        (["data", "show", "{data}"], "--media-root DIR", "media_root="),
+        (["data", "show", "{data}", "--media-root", "{root}"], "--media-root DIR", "media_root="),
+        (["eval", "--model", "{root}", "--data", "{data}", "data.media_root={root}"], "data.media_root=DIR", "--media-root"),
+    ],
+)
+def test_missing_media_names_the_setting_the_user_typed(tmp_path, capsys, argv, told, not_told):
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps([MC]))
+    with pytest.raises(SystemExit):
+        main([a.format(data=data, root=tmp_path / "media") for a in argv])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "in.json record 0: field 'path': media file " in line
+    assert f"clip.mp4 not found; pass {told} where DIR is the directory that 'clip.mp4' is relative to" in line
+    assert not_told not in line
+
+
+def test_missing_media_in_config_files_names_the_config_key(tmp_path):
+    from data_pipelines.schema import RecordError
+    from vlm_rl.records import load_records
+
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps([MC]))
+    with pytest.raises(RecordError, match=f"clip.mp4 not found; pass data.media_root=DIR where DIR is .* \\(now {tmp_path}\\)"):
+        load_records([str(data)], None)

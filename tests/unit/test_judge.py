@@ -21,7 +21,6 @@ from vlm_rl.eval.judge import (
     choice_map,
     final_answer_span,
     matching_rule,
-    rule_check,
     score_official,
 )
 
@@ -60,8 +59,7 @@ LONG_COT = (
 )
 def test_multiple_choice_rules_mark_correct(prediction: str, rule: str) -> None:
     assert matching_rule("multiple-choice", prediction, "B", CHOICES) == rule
-    assert rule_check("multiple-choice", prediction, "B", CHOICES) is True
-    assert rule_check("multiple choice", prediction, "B", OPTIONS) is True
+    assert matching_rule("multiple choice", prediction, "B", OPTIONS) == rule
 
 
 @pytest.mark.parametrize(
@@ -79,14 +77,14 @@ def test_multiple_choice_rules_mark_correct(prediction: str, rule: str) -> None:
     ],
 )
 def test_multiple_choice_undecided_goes_to_judge(prediction: str) -> None:
-    assert rule_check("multiple-choice", prediction, "B", CHOICES) is None
+    assert matching_rule("multiple-choice", prediction, "B", CHOICES) is None
 
 
 def test_choice_text_inside_another_choice_does_not_block() -> None:
     choices = {"A": "momentum", "B": "linear momentum", "C": "heat"}
     assert matching_rule("multiple-choice", "linear momentum", "B", choices) == "choice-text"
     # The reverse: the answer's text only occurs inside another choice's text.
-    assert rule_check("multiple-choice", "linear momentum", "A", choices) is None
+    assert matching_rule("multiple-choice", "linear momentum", "A", choices) is None
 
 
 def test_negation_in_the_reference_is_allowed() -> None:
@@ -115,7 +113,7 @@ def test_negation_in_the_reference_is_allowed() -> None:
 )
 def test_open_ended_rules_mark_correct(prediction: str, answer: str, rule: str) -> None:
     assert matching_rule("open-ended", prediction, answer, {k: "" for k in "ABCDE"}) == rule
-    assert rule_check("free-form", prediction, answer, ()) is True
+    assert matching_rule("free-form", prediction, answer, ()) == rule
 
 
 @pytest.mark.parametrize(
@@ -134,7 +132,7 @@ def test_open_ended_rules_mark_correct(prediction: str, answer: str, rule: str) 
     ],
 )
 def test_open_ended_undecided_goes_to_judge(prediction: str, answer: str) -> None:
-    assert rule_check("open-ended", prediction, answer, {}) is None
+    assert matching_rule("open-ended", prediction, answer, {}) is None
 
 
 def test_final_answer_span_prefers_the_last_marker() -> None:
@@ -147,7 +145,7 @@ def test_final_answer_span_prefers_the_last_marker() -> None:
 
 def test_unknown_question_type_and_bad_options_raise() -> None:
     with pytest.raises(ValueError, match="unknown question_type 'numerical'"):
-        rule_check("numerical", "3", "3", {})
+        matching_rule("numerical", "3", "3", {})
     with pytest.raises(ValueError, match="not of the form 'A. text'"):
         choice_map(["A) red", "B) blue"])
     assert choice_map(OPTIONS) == CHOICES

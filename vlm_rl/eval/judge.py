@@ -1,11 +1,11 @@
-"""MMVU official-mode scoring: a conservative rule-based pre-check, then an LLM judge (specs/benchmarks.md §2.3).
+"""MMVU official-mode scoring (MMVU, arXiv 2501.12380): a conservative rule-based pre-check, then an LLM judge.
 
 The official MMVU evaluation (yale-nlp/MMVU ``acc_evaluation.py``) asks GPT-4o, for every response, to extract the
 final answer and compare it with the ground truth (structured output ``{extracted_answer, correct}``,
 ``max_tokens=128``); a judge failure counts as wrong. lmms-eval's MMVU task puts rule-based checks in front of the
-judge. Here :func:`rule_check` runs a stricter version of those checks and may only say "correct"; whatever it does
-not decide goes to :class:`OpenAIJudge`, an OpenAI-compatible chat-completions client built on ``urllib``.
-:func:`score_official` chains the two.
+judge. Here :func:`matching_rule` runs a stricter version of those checks and may only say "correct"; whatever it
+does not decide goes to :class:`OpenAIJudge`, an OpenAI-compatible chat-completions client built on ``urllib``.
+:func:`score_official` chains the two (`vlm_rl.eval.runner.JudgeScorer` scores an evaluation with it).
 
 Question types are MMVU's (``"multiple-choice"``, ``"open-ended"``) or the `Sample.problem_type` they become
 (``"multiple choice"``, ``"free-form"``). Choices are MMVU's letter → text mapping (open-ended records carry empty
@@ -178,20 +178,9 @@ def _open_rule(span: str, answer: str) -> str | None:
 
 
 def matching_rule(question_type: str, prediction_text: str, answer: str, choices: Choices) -> str | None:
-    """The name of the first rule of :func:`rule_check` that marks the response correct, or ``None``."""
-    kind = _question_kind(question_type)
-    span = final_answer_span(prediction_text)
-    if span is None:
-        return None
-    if kind == "mc":
-        return _mc_rule(span, answer.strip(), choice_map(choices))
-    return _open_rule(span, answer)
-
-
-def rule_check(question_type: str, prediction_text: str, answer: str, choices: Choices) -> bool | None:
-    """lmms-eval-style pre-check (spec §2.3), made conservative: ``True`` when a rule marks the response correct,
-    ``None`` when no rule decides (then the judge is asked). It never returns ``False``: the rules only recognise
-    agreement, and a response they miss may still be right in the judge's reading (the official protocol).
+    """The name of the first rule that marks the response correct, or ``None`` when no rule decides (then the
+    judge is asked). This is lmms-eval's pre-check made conservative: it never says "wrong", since the rules only
+    recognise agreement and a response they miss may still be right in the judge's reading (the official protocol).
 
     Rules look only at :func:`final_answer_span` (a long response with no "the final answer is" and no ``<answer>``
     block is left to the judge), compared after :func:`_normalise` (lower case, ``²`` → ``^2``, spaces collapsed,
@@ -211,7 +200,13 @@ def rule_check(question_type: str, prediction_text: str, answer: str, choices: C
 
     Raises ValueError for an unknown question type or a malformed option string.
     """
-    return True if matching_rule(question_type, prediction_text, answer, choices) else None
+    kind = _question_kind(question_type)
+    span = final_answer_span(prediction_text)
+    if span is None:
+        return None
+    if kind == "mc":
+        return _mc_rule(span, answer.strip(), choice_map(choices))
+    return _open_rule(span, answer)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -279,7 +274,7 @@ class JudgeVerdict:
 def judge_messages(
     question: str, choices: Choices, answer: str, response: str, question_type: str
 ) -> list[dict[str, str]]:
-    """System + user messages of the official judge request (spec §2.3).
+    """System + user messages of the official judge request, worded as MMVU's evaluation words them.
 
     User message: ``"Question: <q>\\n\\nOptions:\\nA: <text>\\n…"`` (multiple choice) or ``"Question: <q>"``
     (open-ended), then ``"\\n\\nGround Truth Answer: <answer>\\n\\nModel Response to the Question: <response>"``.
@@ -426,7 +421,7 @@ def _parse_verdict(body: str) -> JudgeVerdict:
 def score_official(
     question: str, choices: Choices, answer: str, response: str, question_type: str, judge: OpenAIJudge
 ) -> tuple[bool, Method, str]:
-    """MMVU official-mode score of one response: :func:`rule_check` first, then ``judge``.
+    """MMVU official-mode score of one response: :func:`matching_rule` first, then ``judge``.
 
     Returns ``(correct, method, detail)``: ``(True, "rule", <rule name>)`` when a rule decides;
     ``(verdict.correct, "judge", <extracted answer>)`` from the judge; ``(False, "judge_error", <message>)`` when

@@ -2,42 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from data_pipelines.completion_format import answer_block, extract_answer, find_answer, is_empty_thought
 from data_pipelines.schema import Sample
 from vlm_rl.config import EvalConfig
+from vlm_rl.eval.judge import OpenAIJudge, score_official
 from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
-from vlm_rl.models.adapter import QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import accuracy_reward, format_reward
-from vlm_rl.rollout import HFRolloutEngine, RolloutEngine, SamplingParams
+from vlm_rl.rollout import RolloutEngine, SamplingParams
 
 
 @dataclass(frozen=True)
 class ItemScore:
-    """How one answer scored: the headline reward, both multiple-choice rules, and how it was decided."""
+    """How one answer scored: the headline reward, both multiple-choice rules (None for a scorer with a
+    single verdict, such as the MMVU judge), and how it was decided."""
 
     reward: float
-    reward_strict: float
-    reward_lenient: float
+    reward_strict: float | None = None
+    reward_lenient: float | None = None
     method: str = "rule"
     detail: str = ""
 
 
-Scorer = Callable[[Sample, str], ItemScore]
+class Scorer(Protocol):
+    """Scores one answer. `letter_rules` says whether its ItemScores carry the strict and lenient rewards."""
+
+    letter_rules: bool
+
+    def __call__(self, sample: Sample, text: str) -> ItemScore: ...
 
 
-def rule_scorer(mc_mode: str) -> Scorer:
+@dataclass(frozen=True)
+class RuleScorer:
     """Score like the accuracy reward; multiple choice both strictly (exact letter, the papers' numbers) and
     leniently (first option letter), with `mc_mode` picking the headline.
 
@@ -45,13 +56,29 @@ def rule_scorer(mc_mode: str) -> Scorer:
     scored as if the whole output were the answer (so a bare ``B`` counts under strict scoring).
     """
 
-    def score(sample: Sample, text: str) -> ItemScore:
+    mc_mode: str
+    letter_rules: bool = True
+
+    def __call__(self, sample: Sample, text: str) -> ItemScore:
         answer_text = text if find_answer(text) is not None else answer_block(text.strip())
         strict = accuracy_reward(answer_text, sample.solution, sample.problem_type, mc_mode="strict")
         lenient = accuracy_reward(answer_text, sample.solution, sample.problem_type, mc_mode="lenient")
-        return ItemScore(strict if mc_mode == "strict" else lenient, strict, lenient)
+        return ItemScore(strict if self.mc_mode == "strict" else lenient, strict, lenient)
 
-    return score
+
+@dataclass(frozen=True)
+class JudgeScorer:
+    """MMVU official scoring: the rule pre-check, then `judge` (see `vlm_rl.eval.judge`); one verdict per item."""
+
+    judge: OpenAIJudge
+    letter_rules: bool = False
+
+    def __call__(self, sample: Sample, text: str) -> ItemScore:
+        question_type = sample.extra.get("question_type", sample.problem_type)
+        correct, method, detail = score_official(
+            sample.problem, sample.options, sample.answer, text, question_type, self.judge
+        )
+        return ItemScore(float(correct), method=method, detail=detail)
 
 
 @dataclass
@@ -59,14 +86,15 @@ class EvalReport:
     """Scores of one evaluation; `results` holds one entry per record (nothing is dropped).
 
     `accuracy` uses the headline scoring (`settings["scoring"]`); `accuracy_strict` and
-    `accuracy_lenient` are both always reported. Items whose media could not be read are in
-    `results` with their error and count as wrong (`failures`).
+    `accuracy_lenient` are both reported under rule scoring and are None under a scorer with one
+    verdict (the judge). Items whose media could not be read are in `results` with their error,
+    count as wrong and stay in every denominator (`failures`).
     """
 
     n: int
     accuracy: float
-    accuracy_strict: float
-    accuracy_lenient: float
+    accuracy_strict: float | None
+    accuracy_lenient: float | None
     failures: int
     format_rate: float
     mean_length: float
@@ -81,13 +109,10 @@ class EvalReport:
 
     def summary(self) -> dict[str, float]:
         """Flat scalars for logging."""
-        out = {
-            "accuracy": self.accuracy,
-            "accuracy_lenient": self.accuracy_lenient,
-            "format_rate": self.format_rate,
-            "mean_length": self.mean_length,
-            "skip_ratio": self.skip_ratio,
-        }
+        out = {"accuracy": self.accuracy, "format_rate": self.format_rate, "mean_length": self.mean_length}
+        out["skip_ratio"] = self.skip_ratio
+        if self.accuracy_lenient is not None:
+            out["accuracy_lenient"] = self.accuracy_lenient
         out.update({f"accuracy/{k}": v["accuracy"] for k, v in self.by_problem_type.items()})
         return out
 
@@ -97,8 +122,7 @@ class EvalReport:
 
 
 def evaluate(
-    model,
-    adapter: QwenVLAdapter,
+    engine: RolloutEngine,
     encoder: PromptEncoder,
     samples: Sequence[Sample],
     cfg: EvalConfig,
@@ -108,24 +132,24 @@ def evaluate(
     group_by: Sequence[str] = (),
     settings: dict[str, Any] | None = None,
     progress: bool = False,
-    engine: RolloutEngine | None = None,
 ) -> EvalReport:
-    """Answer every sample once (greedy when cfg.temperature == 0) and score it.
+    """Answer every sample once with `engine` (greedy when cfg.temperature == 0) and score it.
 
-    `scorer` defaults to the rule scorer of ``cfg.mc_mode``. With `items_path`, every finished
-    item is appended there as one JSON line keyed by its origin, and a rerun skips the items
-    already there (a killed evaluation resumes and gives the same report); the file's first line
-    records `settings`, and a rerun with other settings is refused. `group_by` names record
-    fields (looked up in ``sample.extra`` and its ``metadata``) to break accuracy down by.
-    `engine` replaces transformers generation with `model` (e.g. a vLLM engine; `model` is then unused).
+    `engine` is e.g. ``HFRolloutEngine(model, adapter)`` or a vLLM engine. `scorer` defaults to the
+    rule scorer of ``cfg.mc_mode``. With `items_path`, every finished item is appended there as one
+    JSON line keyed by its origin, and a rerun skips the items already there (a killed evaluation
+    resumes and gives the same report); the file's first line records `settings`, and a rerun with
+    other settings is refused. `group_by` names record fields (looked up in ``sample.extra`` and its
+    ``metadata``) to break accuracy down by. With `progress`, a progress bar, and one line on stderr
+    for each item whose media cannot be read (naming the file and the fix; what the decoder printed
+    itself is dropped).
     """
     if not samples:
         raise ValueError("evaluation needs at least one record")
     started = time.perf_counter()
-    scorer = scorer or rule_scorer(cfg.mc_mode)
+    scorer = scorer or RuleScorer(cfg.mc_mode)
     settings = {**asdict(cfg), "prompt_template": encoder.data.prompt_template, **(settings or {})}
     done = _resume(Path(items_path), settings) if items_path is not None else {}
-    engine = engine or HFRolloutEngine(model, adapter)
     params = SamplingParams(n=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
     todo = [s for s in samples if s.origin not in done]
     bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="eval", unit="item", disable=not progress)
@@ -135,10 +159,13 @@ def evaluate(
             prompts, ready = [], []
             for sample in chunk:
                 try:
-                    prompts.append(encoder.encode(sample))
+                    with _native_stderr_held():
+                        prompts.append(encoder.encode(sample))
                     ready.append(sample)
                 except MediaError as err:
-                    done[sample.origin] = log.write(_failed(sample, str(err), group_by))
+                    done[sample.origin] = log.write(_failed(sample, str(err), group_by, scorer.letter_rules))
+                    if progress:
+                        bar.write(f"{sample.origin}: {err} (counted wrong)", file=sys.stderr)
             rollouts = engine.generate(prompts, params) if prompts else None
             for i, sample in enumerate(ready):
                 text = rollouts.texts[i]
@@ -148,23 +175,42 @@ def evaluate(
             bar.set_postfix(accuracy=f"{_mean(r['reward'] for r in done.values()):.3f}")
     bar.close()
     results = [done[s.origin] for s in samples]
+    letter_rules = scorer.letter_rules
     return EvalReport(
         n=len(results),
         accuracy=_mean(r["reward"] for r in results),
-        accuracy_strict=_mean(r["reward_strict"] for r in results),
-        accuracy_lenient=_mean(r["reward_lenient"] for r in results),
+        accuracy_strict=_mean(r["reward_strict"] for r in results) if letter_rules else None,
+        accuracy_lenient=_mean(r["reward_lenient"] for r in results) if letter_rules else None,
         failures=sum(r["error"] is not None for r in results),
         format_rate=_mean(r["format"] for r in results),
         mean_length=_mean(r["length"] for r in results),
         truncated_rate=_mean(float(r["truncated"]) for r in results),
         skip_ratio=_mean(float(r["skipped_thought"]) for r in results),
         wall_time_s=time.perf_counter() - started,
-        by_problem_type=_grouped(results, lambda r: r["problem_type"]),
-        by_task=_grouped(results, lambda r: r["task"]),
-        by_group={key: _grouped(results, lambda r, key=key: r["groups"][key]) for key in group_by},
+        by_problem_type=_grouped(results, lambda r: r["problem_type"], letter_rules),
+        by_task=_grouped(results, lambda r: r["task"], letter_rules),
+        by_group={key: _grouped(results, lambda r, key=key: r["groups"][key], letter_rules) for key in group_by},
         settings=settings,
         results=results,
     )
+
+
+@contextlib.contextmanager
+def _native_stderr_held() -> Iterator[None]:
+    """Hold what is written to file descriptor 2 (decord and FFmpeg print there from C++) while one item's
+    media is read: dropped if that raises (the MediaError says it in one line), written out otherwise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        os.write(2, held.read())
 
 
 def _result(sample: Sample, text: str, length: int, truncated: bool, score: ItemScore, group_by: Sequence[str]) -> dict[str, Any]:
@@ -191,9 +237,10 @@ def _result(sample: Sample, text: str, length: int, truncated: bool, score: Item
     }
 
 
-def _failed(sample: Sample, error: str, group_by: Sequence[str]) -> dict[str, Any]:
+def _failed(sample: Sample, error: str, group_by: Sequence[str], letter_rules: bool) -> dict[str, Any]:
     """An item whose input could not be prepared: kept in the denominator, scored wrong, error recorded."""
-    return {**_result(sample, "", 0, False, ItemScore(0.0, 0.0, 0.0, "failed"), group_by), "error": error}
+    score = ItemScore(0.0, 0.0, 0.0, "failed") if letter_rules else ItemScore(0.0, method="failed")
+    return {**_result(sample, "", 0, False, score, group_by), "error": error}
 
 
 class _ItemLog:
@@ -262,16 +309,16 @@ def _mean(values) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _grouped(results: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict[str, dict[str, float]]:
+def _grouped(
+    results: list[dict[str, Any]], key: Callable[[dict[str, Any]], str], letter_rules: bool
+) -> dict[str, dict[str, float]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         groups[key(r)].append(r)
-    return {
-        name: {
-            "n": len(rows),
-            "accuracy": _mean(r["reward"] for r in rows),
-            "accuracy_lenient": _mean(r["reward_lenient"] for r in rows),
-            "format_rate": _mean(r["format"] for r in rows),
-        }
-        for name, rows in sorted(groups.items())
-    }
+    out = {}
+    for name, rows in sorted(groups.items()):
+        out[name] = {"n": len(rows), "accuracy": _mean(r["reward"] for r in rows)}
+        if letter_rules:
+            out[name]["accuracy_lenient"] = _mean(r["reward_lenient"] for r in rows)
+        out[name]["format_rate"] = _mean(r["format"] for r in rows)
+    return out

@@ -22,15 +22,17 @@ class ReportError(ValueError):
 
 
 def comparison_table(paths: list[Path], labels: list[str] | None = None) -> str:
-    """A Markdown table: one column per report, rows for the headline numbers and the accuracy per
-    task and per group (e.g. ``domain=Hobbies``); a number a report lacks is ``-``."""
+    """A Markdown table: one column per report, rows for the scoring of the headline accuracy, the headline
+    numbers and the accuracy per task and per group (e.g. ``domain=Hobbies``); a number a report lacks (the
+    letter-match accuracies of a judged evaluation) is ``-``."""
     reports = [json.loads(p.read_text()) for p in paths]
     labels = labels or [p.stem for p in paths]
     if len(labels) != len(reports):
         raise ReportError(f"{len(labels)} labels for {len(reports)} reports; give one label per report")
     lines = ["| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    lines.append("| scoring | " + " | ".join(str(r.get("settings", {}).get("scoring", "-")) for r in reports) + " |")
     for title, key, fmt in ROWS:
-        lines.append(f"| {title} | " + " | ".join(fmt.format(r[key]) if key in r else "-" for r in reports) + " |")
+        lines.append(f"| {title} | " + " | ".join("-" if r.get(key) is None else fmt.format(r[key]) for r in reports) + " |")
     breakdowns = [("", lambda r: r["by_task"])] + [
         (f"{key}=", lambda r, key=key: r.get("by_group", {}).get(key, {}))
         for key in sorted({k for r in reports for k in r.get("by_group", {})})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import sys
 import time
@@ -23,13 +24,17 @@ from vlm_rl.training.checkpoint import (
     find_resume_checkpoint,
     load_checkpoint,
     make_staging_dir,
+    remove_checkpoints_after,
     save_checkpoint,
     staging_dir,
 )
 from vlm_rl.training.metrics_log import RunLogger
+from vlm_rl.training.run_folder import RunLock, check_fresh_start, remove_run_files
 from vlm_rl.training.sampler import PromptSampler
 
 PROGRESS_KEYS = ("reward", "accuracy", "loss", "sec_per_step")
+
+log = logging.getLogger(__name__)
 
 
 class Trainer:
@@ -66,7 +71,8 @@ class Trainer:
             world_size=self.accelerator.num_processes,
         )
         self.checkpoint_dir = self.run_dir / "checkpoints"
-        resume_from = self.resumed_from = find_resume_checkpoint(config.trainer.resume, self.checkpoint_dir)
+        self._lock: RunLock | None = None
+        resume_from = self.resumed_from = self._on_main_process(self._claim_run_folder)
         if resume_from is None:
             model = load_model(config.model)
         elif config.model.lora.enabled:
@@ -87,17 +93,64 @@ class Trainer:
             _configure_deepspeed(plugin.deepspeed_config, config, self.accelerator.num_processes)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.start_step = 0
+        log_lengths = None
         if resume_from is not None:
             if self.deepspeed:
                 self.model.load_checkpoint(str(resume_from / "deepspeed"), tag=DEEPSPEED_TAG)
             state = load_checkpoint(resume_from, None if self.deepspeed else self.optimizer, self.scheduler)
             self.sampler.load_state_dict(state.extra["sampler"])
             self.start_step = state.step
+            log_lengths = state.extra.get("log_lengths")
+        if self.is_main:
+            self._start_run_folder()
         self.logger = RunLogger(self.run_dir, enabled=self.is_main)
         if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.run_dir / "config.yaml")
-            self.logger.truncate_after(self.start_step)
+            self.logger.truncate_after(self.start_step, log_lengths)
+
+    def _claim_run_folder(self) -> Path | None:
+        """Process 0, before anything is written: lock output_dir for this run, refuse a fresh run over an
+        existing one (unless trainer.overwrite), and pick the checkpoint to resume from, checked."""
+        trainer = self.config.trainer
+        self._lock = RunLock(self.run_dir)
+        if trainer.resume == "none":
+            check_fresh_start(self.run_dir, trainer.overwrite)
+        return find_resume_checkpoint(trainer.resume, self.checkpoint_dir)
+
+    def _start_run_folder(self) -> None:
+        """Process 0, once the model and states are loaded: clear what this run replaces."""
+        if self.config.trainer.resume == "none" and self.config.trainer.overwrite:
+            removed = remove_run_files(self.run_dir)
+            if removed:
+                log.warning("warning: trainer.overwrite=true: removed %s from %s", ", ".join(removed), self.run_dir)
+        dropped = remove_checkpoints_after(self.checkpoint_dir, self.start_step)
+        if dropped:
+            log.warning(
+                "warning: resuming from step %d: removed the later checkpoints %s (that run is abandoned past it)",
+                self.start_step, ", ".join(p.name for p in dropped),
+            )
+
+    def _on_main_process(self, decide):
+        """Run `decide` on process 0 only; every process returns its result, or raises the user error it raised."""
+        if self.accelerator.num_processes == 1:
+            return decide()
+        from accelerate.utils import broadcast_object_list
+
+        outcome = [None, None]
+        if self.is_main:
+            try:
+                outcome = [decide(), None]
+            except (ConfigError, FileNotFoundError) as err:
+                outcome = [None, err]
+        broadcast_object_list(outcome)
+        if outcome[1] is not None:
+            raise outcome[1]
+        return outcome[0]
+
+    def release_run_folder(self) -> None:
+        """Give up the lock on output_dir (at the end of `train`; also when this object goes, or at exit)."""
+        if self._lock is not None:
+            self._lock.release()
 
     @property
     def policy(self):
@@ -112,6 +165,12 @@ class Trainer:
 
     def train(self) -> Path:
         """Run the remaining steps, evaluate, save the final model; returns its directory."""
+        try:
+            return self._train()
+        finally:
+            self.release_run_folder()
+
+    def _train(self) -> Path:
         cfg = self.config.trainer
         self._started = time.perf_counter()
         bar = tqdm(
@@ -175,7 +234,7 @@ class Trainer:
                 write_state=self.write_state,
                 optimizer=None if self.deepspeed else self.optimizer,
                 scheduler=self.scheduler,
-                extra={"sampler": self.sampler.state_dict()},
+                extra={"sampler": self.sampler.state_dict(), "log_lengths": self.logger.sync()},
                 keep=self.config.trainer.keep_checkpoints,
                 staged=staged,
             )

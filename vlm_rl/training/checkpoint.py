@@ -1,13 +1,18 @@
-"""Atomic, complete checkpoints: model, optimizer, scheduler, RNG states, step and data position.
+"""Atomic, verified checkpoints: model, optimizer, scheduler, RNG states, step and data position.
 
-A checkpoint is written into a temporary directory next to its final place and renamed when
-complete, so a run killed at any moment leaves the previous checkpoint intact. Only directories
-named ``step_NNNNNNNN`` are complete; ``.tmp-*`` leftovers are ignored and cleaned up.
+A checkpoint is written into a temporary directory next to its final place, a manifest of every
+file's size and sha256 is added last, and the directory is renamed when complete, so a run killed at
+any moment leaves the previous checkpoints intact. Only directories named ``step_NNNNNNNN`` are
+checkpoints, ordered by their step; ``.tmp-*`` leftovers are ignored and cleaned up. Resume checks a
+checkpoint against its manifest before trusting it and falls back to the newest good one; state files
+are read with a loader that cannot run code (see checkpoint_files.py).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import random
 import shutil
@@ -19,7 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
-STATE_FILE = "trainer_state.json"
+from vlm_rl.training.checkpoint_files import (
+    STATE_FILE,
+    CheckpointError,
+    checkpoint_problems,
+    checkpoint_step,
+    load_torch_state,
+    write_manifest,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,15 +94,25 @@ def save_checkpoint(
     """
     tmp = staged if staged is not None else make_staging_dir(root, step)
     final = root / f"step_{step:08d}"
-    write_model(tmp / "model")
-    if write_state is not None:
-        write_state(tmp)
-    if optimizer is not None:
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / STATE_FILE).write_text(json.dumps({"step": step, **extra}, indent=1))
-    _fsync_tree(tmp)
+    try:
+        write_model(tmp / "model")
+        if write_state is not None:
+            write_state(tmp)
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rng_state(), tmp / "rng.pt")
+        (tmp / STATE_FILE).write_text(json.dumps({"step": step, **extra}, indent=1))
+        write_manifest(tmp)
+        _fsync_tree(tmp)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CheckpointError(
+                f"checkpoint step {step} could not be written under {root}: {err.strerror}; the checkpoints before it are "
+                "intact: free some space, then continue with trainer.resume=auto"
+            ) from None
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -101,32 +125,62 @@ def save_checkpoint(
 
 
 def list_checkpoints(root: Path) -> list[Path]:
-    """Complete checkpoints under `root`, oldest first."""
+    """Checkpoint directories under `root` (``step_N``, complete or damaged), oldest step first."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("step_*") if p.is_dir() and (p / STATE_FILE).is_file())
+    found = [p for p in root.iterdir() if p.is_dir() and checkpoint_step(p) is not None]
+    return sorted(found, key=checkpoint_step)
 
 
 def find_resume_checkpoint(resume: str, root: Path) -> Path | None:
-    """Resolve ``trainer.resume``: 'none', 'auto' (newest complete checkpoint, if any) or a path."""
+    """Resolve ``trainer.resume``: 'none', 'auto' or a checkpoint path; only a checkpoint that checks out is returned.
+
+    'auto' takes the newest good checkpoint under `root`, logging one warning line per newer one it
+    skips and why; with none there at all it warns and returns None (a start from step 0), and when
+    every one is damaged it raises CheckpointError rather than silently starting over. A path that
+    does not check out is an error.
+    """
     if resume == "none":
         return None
-    if resume == "auto":
-        found = list_checkpoints(root)
-        return found[-1] if found else None
-    path = Path(resume)
-    if not (path / STATE_FILE).is_file():
-        raise FileNotFoundError(f"trainer.resume={resume}: no complete checkpoint there ({STATE_FILE} missing)")
-    return path
+    if resume != "auto":
+        path = Path(resume)
+        if not path.is_dir():
+            raise FileNotFoundError(f"trainer.resume={resume}: no checkpoint directory there")
+        problems = checkpoint_problems(path)
+        if problems:
+            raise CheckpointError(f"trainer.resume={resume}: the checkpoint is damaged: {'; '.join(problems)}")
+        return path
+    found = list_checkpoints(root)
+    if not found:
+        log.warning("warning: trainer.resume=auto: no checkpoint under %s, starting from step 0", root)
+        return None
+    for path in reversed(found):
+        problems = checkpoint_problems(path)
+        if not problems:
+            return path
+        log.warning("warning: skipping damaged checkpoint %s: %s", path, "; ".join(problems))
+    raise CheckpointError(
+        f"trainer.resume=auto: all {len(found)} checkpoints under {root} are damaged (reasons above); resume one you "
+        "repaired with trainer.resume=PATH, or start over with trainer.resume=none trainer.overwrite=true"
+    )
+
+
+def remove_checkpoints_after(root: Path, step: int) -> list[Path]:
+    """Delete the checkpoints of steps after `step` (a resumed run abandons them, as it does the
+    metrics logged after it); returns what was deleted."""
+    later = [p for p in list_checkpoints(root) if checkpoint_step(p) > step]
+    for path in later:
+        shutil.rmtree(path)
+    return later
 
 
 def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any) -> CheckpointState:
     """Restore optimizer, scheduler and RNG states; the caller loads the model from ``path / 'model'``
     (and, with `optimizer` None, DeepSpeed's sharded states from ``path / 'deepspeed'``)."""
     if optimizer is not None:
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+        optimizer.load_state_dict(load_torch_state(path / "optimizer.pt"))
+        scheduler.load_state_dict(load_torch_state(path / "scheduler.pt"))
+    set_rng_state(load_torch_state(path / "rng.pt"))
     state = json.loads((path / STATE_FILE).read_text())
     step = state.pop("step")
     return CheckpointState(path, step, state)

@@ -281,7 +281,7 @@ class AlgoConfig:
     )
     beta: float = _f(0.0, "KL coefficient to the reference model; 0 loads no reference model.")
     kl_estimator: Literal["k1", "k2", "k3"] = _f("k3", "Per-token KL estimator (Schulman).")
-    kl_clamp: float | None = _f(None, "Clamp of log(pi_ref/pi) before the KL estimator (GRPO-CARE uses 10).")
+    kl_clamp: float | None = _f(None, "Clamp of log(pi_ref/pi) before the KL estimator (null = +-20; GRPO-CARE uses 10); k3 is capped at 10 either way.")
     aggregation: Literal["seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"] = _f(
         "seq_mean_token_mean", "Loss aggregation: GRPO per-sequence mean, DAPO token mean, or Dr.GRPO constant normaliser."
     )

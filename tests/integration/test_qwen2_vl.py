@@ -9,6 +9,7 @@ import torch
 
 from vlm_rl.config import load_config
 from vlm_rl.eval.runner import evaluate
+from vlm_rl.rollout import HFRolloutEngine
 from vlm_rl.models.loading import load_adapter, load_model, vision_tower
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.models.tiny import build_tiny_model
@@ -48,5 +49,5 @@ def test_qwen2_vl_trains_and_evaluates(synthetic_data, tmp_path, monkeypatch, re
     adapter = load_adapter(str(final))
     model = load_model(load_config(final / "vlm_rl.yaml", [f"model.path={final}"]).model, trainable=False)
     samples = load_records([str(synthetic_data.test_path)], None, limit=4)
-    report = evaluate(model, adapter, PromptEncoder(adapter, config.data), samples, config.eval)
+    report = evaluate(HFRolloutEngine(model, adapter), PromptEncoder(adapter, config.data), samples, config.eval)
     assert report.n == 4 and len(report.results) == 4

@@ -20,6 +20,7 @@ from vlm_rl.eval.runner import evaluate
 from vlm_rl.models.loading import load_adapter, load_model
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.records import load_records
+from vlm_rl.rollout import HFRolloutEngine
 from vlm_rl.training.checkpoint import (
     find_resume_checkpoint,
     load_checkpoint,
@@ -211,7 +212,7 @@ class Trainer:
         """Greedy accuracy on the held-out records (empty dict when there are none)."""
         if not self.eval_samples:
             return {}
-        report = evaluate(self.policy, self.adapter, self.encoder, self.eval_samples, self.config.eval)
+        report = evaluate(HFRolloutEngine(self.policy, self.adapter), self.encoder, self.eval_samples, self.config.eval)
         return {f"eval/{k}": v for k, v in report.summary().items()}
 
     def save_checkpoint(self, step: int) -> None:

@@ -1,12 +1,14 @@
 """One typed config tree: YAML files plus dotted command-line overrides, validated on load.
 
-Every field carries a one-line help (``field(metadata={"help": ...})``); `describe()` prints them.
-Unknown keys and wrong types are refused with a message that names the dotted key.
+Every field carries a one-line help (``field(metadata={"help": ...})``); `describe()` prints them. Every
+numeric field also declares the values it accepts (``_f(..., ge=1)``), checked on load. Unknown keys, wrong
+types and out-of-range values are refused with a message that names the dotted key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,10 +22,56 @@ class ConfigError(ValueError):
     """A config file or override is invalid; the message names the key and what to change."""
 
 
-def _f(default: Any, help: str) -> Any:
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field accepts: a lower and an upper limit, each inclusive or exclusive, or absent.
+
+    Non-finite numbers (nan, inf) are never accepted. `why` explains a limit that is not obvious.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    why: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+    def __str__(self) -> str:
+        low = f"[{self.ge}" if self.ge is not None else f"({self.gt}" if self.gt is not None else None
+        high = f"{self.le}]" if self.le is not None else f"{self.lt})" if self.lt is not None else None
+        if low and high:
+            return f"{low}, {high}"
+        if low:
+            return f">= {self.ge}" if self.ge is not None else f"> {self.gt}"
+        return f"<= {self.le}" if self.le is not None else f"< {self.lt}"
+
+
+def _f(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    why: str = "",
+) -> Any:
+    """A config field with its help; numeric fields give their allowed range (ge/gt/le/lt, `why` if not obvious)."""
+    metadata: dict[str, Any] = {"help": help}
+    if (ge, gt, le, lt) != (None, None, None, None):
+        metadata["range"] = Range(ge, gt, le, lt, why)
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _sub(cls: type, help: str) -> Any:
@@ -33,9 +81,9 @@ def _sub(cls: type, help: str) -> Any:
 @dataclass
 class LoraConfig:
     enabled: bool = _f(False, "Train LoRA adapters (peft) instead of all weights.")
-    r: int = _f(16, "LoRA rank.")
-    alpha: int = _f(32, "LoRA alpha (scaling = alpha / r).")
-    dropout: float = _f(0.0, "LoRA dropout.")
+    r: int = _f(16, "LoRA rank.", ge=1)
+    alpha: int = _f(32, "LoRA alpha (scaling = alpha / r).", ge=1)
+    dropout: float = _f(0.0, "LoRA dropout.", ge=0, lt=1)
     target_modules: list[str] = _f(
         ["q_proj", "k_proj", "v_proj", "o_proj"], "Module names of the language model that get adapters."
     )
@@ -59,20 +107,30 @@ class ModelConfig:
 
 @dataclass
 class VideoConfig:
-    fps: float | None = _f(2.0, "Frames sampled per second of video (qwen-vl-utils 'fps'); exclusive with nframes.")
-    nframes: int | None = _f(None, "Fixed number of frames per video (qwen-vl-utils 'nframes'); exclusive with fps.")
-    min_frames: int = _f(4, "Lower bound on frames when sampling by fps.")
-    max_frames: int = _f(16, "Upper bound on frames when sampling by fps (Video-R1 trains with 16).")
-    min_pixels: int = _f(128 * 28 * 28, "Minimum pixels per frame; smaller videos are upscaled (qwen-vl-utils).")
-    max_pixels: int = _f(128 * 28 * 28, "Maximum pixels per frame (Video-R1 trains with 128*28*28).")
-    total_pixels: int = _f(90316800, "Pixel budget over all frames of one video (qwen-vl-utils VIDEO_TOTAL_PIXELS).")
+    fps: float | None = _f(2.0, "Frames sampled per second of video (qwen-vl-utils 'fps'); exclusive with nframes.", gt=0)
+    nframes: int | None = _f(
+        None,
+        "Fixed number of frames per video (qwen-vl-utils 'nframes'); exclusive with fps.",
+        ge=2,
+        why="qwen-vl-utils samples frames in pairs",
+    )
+    min_frames: int = _f(4, "Lower bound on frames when sampling by fps.", ge=1)
+    max_frames: int = _f(
+        16,
+        "Upper bound on frames when sampling by fps (Video-R1 trains with 16).",
+        ge=2,
+        why="qwen-vl-utils samples frames in pairs",
+    )
+    min_pixels: int = _f(128 * 28 * 28, "Minimum pixels per frame; smaller videos are upscaled (qwen-vl-utils).", ge=1)
+    max_pixels: int = _f(128 * 28 * 28, "Maximum pixels per frame (Video-R1 trains with 128*28*28).", ge=1)
+    total_pixels: int = _f(90316800, "Pixel budget over all frames of one video (qwen-vl-utils VIDEO_TOTAL_PIXELS).", ge=1)
     reader: Literal["auto", "decord", "pyav"] = _f("auto", "Video decoder: decord, pyav, or auto (decord, else PyAV). Never torchvision.")
 
 
 @dataclass
 class ImageConfig:
-    min_pixels: int = _f(4 * 28 * 28, "Minimum pixels per image.")
-    max_pixels: int = _f(256 * 28 * 28, "Maximum pixels per image (Video-R1 uses 256*28*28).")
+    min_pixels: int = _f(4 * 28 * 28, "Minimum pixels per image.", ge=1)
+    max_pixels: int = _f(256 * 28 * 28, "Maximum pixels per image (Video-R1 uses 256*28*28).", ge=1)
 
 
 @dataclass
@@ -87,11 +145,15 @@ class DataConfig:
     )
     system_prompt: str | None = _f(None, "System turn; None keeps the chat template's default.")
     shuffle: bool = _f(True, "Shuffle training records each epoch (seeded).")
-    limit: int | None = _f(None, "Use only the first N records of the training files.")
+    limit: int | None = _f(None, "Use only the first N records of the training files.", ge=1)
     prompt_cache_mb: int = _f(
-        2048, "Memory for processed prompts (pixel values, token ids) reused across steps and epochs (0 = process every time)."
+        2048,
+        "Memory for processed prompts (pixel values, token ids) reused across steps and epochs (0 = process every time).",
+        ge=0,
     )
-    frame_cache_mb: int = _f(2048, "Memory for decoded, resized frames and images reused across steps (0 = decode every time).")
+    frame_cache_mb: int = _f(
+        2048, "Memory for decoded, resized frames and images reused across steps (0 = decode every time).", ge=0
+    )
     video: VideoConfig = _sub(VideoConfig, "Video frame sampling (qwen-vl-utils semantics, per-record overrides win).")
     image: ImageConfig = _sub(ImageConfig, "Image resizing.")
 
@@ -99,15 +161,18 @@ class DataConfig:
 @dataclass
 class VLLMConfig:
     gpu_memory_utilization: float = _f(
-        0.3, "Fraction of GPU memory vLLM may take (colocated: leave the rest to training; a serve-only GPU: 0.9)."
+        0.3,
+        "Fraction of GPU memory vLLM may take (colocated: leave the rest to training; a serve-only GPU: 0.9).",
+        gt=0,
+        le=1,
     )
-    tensor_parallel_size: int = _f(1, "GPUs one vLLM engine spans.")
-    max_model_len: int | None = _f(None, "Longest prompt + completion in tokens (None = the model's limit).")
+    tensor_parallel_size: int = _f(1, "GPUs one vLLM engine spans.", ge=1)
+    max_model_len: int | None = _f(None, "Longest prompt + completion in tokens (None = the model's limit).", ge=1)
     dtype: str = _f("bfloat16", "Weight and activation dtype inside vLLM.")
     sleep: bool = _f(True, "Colocated: release vLLM's GPU memory (weights to CPU, KV cache freed) outside generation.")
     server_url: str = _f("http://127.0.0.1:8000", "Engine vllm-server: base URL of `vlm-rl vllm-serve`.")
-    timeout_s: float = _f(600.0, "Engine vllm-server: seconds one HTTP request may take.")
-    sync_chunk_mb: int = _f(512, "Engine vllm-server: weights are pushed in pieces of at most this many MiB.")
+    timeout_s: float = _f(600.0, "Engine vllm-server: seconds one HTTP request may take.", gt=0)
+    sync_chunk_mb: int = _f(512, "Engine vllm-server: weights are pushed in pieces of at most this many MiB.", ge=1)
 
 
 @dataclass
@@ -119,11 +184,16 @@ class RolloutConfig:
         "over HTTP).",
     )
     vllm: VLLMConfig = _sub(VLLMConfig, "vLLM engine settings (engine vllm or vllm-server).")
-    num_generations: int = _f(8, "Group size G: completions sampled per prompt.")
-    max_new_tokens: int = _f(256, "Longest completion; longer ones are cut and marked truncated.")
-    temperature: float = _f(1.0, "Sampling temperature (0 = greedy).")
-    top_p: float = _f(1.0, "Nucleus sampling threshold.")
-    top_k: int = _f(0, "Top-k sampling (0 = off; HF's implicit default is 50).")
+    num_generations: int = _f(
+        8,
+        "Group size G: completions sampled per prompt.",
+        ge=2,
+        why="a group of one completion has zero advantage, so GRPO trains with zero gradients",
+    )
+    max_new_tokens: int = _f(256, "Longest completion; longer ones are cut and marked truncated.", ge=1)
+    temperature: float = _f(1.0, "Sampling temperature (0 = greedy).", ge=0)
+    top_p: float = _f(1.0, "Nucleus sampling threshold.", gt=0, le=1)
+    top_k: int = _f(0, "Top-k sampling (0 = off; HF's implicit default is 50).", ge=0)
     shared_prefill: bool = _f(
         False,
         "Run each prompt (text and frames) once and share its cache with its G samples, generating one group at a "
@@ -155,16 +225,14 @@ class RegGRPOConfig:
                 "algo.policy_loss=reg_grpo regresses whole-sequence log-ratios: it takes no token weighting and "
                 "no overlong masking; set algo.token_weighting=none and algo.mask_truncated=false"
             )
-        if self.onpolicy_eps <= 0:
-            raise ConfigError(
-                "algo.reg_grpo.onpolicy_eps must be > 0: the first update of each rollout batch is on-policy, where "
-                "the Reg-GRPO log-ratio is identically 0 and the loss has no gradient without it"
-            )
 
     onpolicy_eps: float = _f(
         1.0,
         "Variance floor of the log-ratio z-score in the first, on-policy update of each rollout batch, where the "
         "log-ratio is identically 0; that update is REINFORCE-like with scale 1/sqrt(onpolicy_eps).",
+        gt=0,
+        why="the first update of each rollout batch is on-policy, where the Reg-GRPO log-ratio is identically 0 and "
+        "the loss has no gradient without it",
     )
     unbiased_std: bool = _f(False, "Divide both z-scores by G-1 instead of G (the paper does not say which).")
 
@@ -172,32 +240,26 @@ class RegGRPOConfig:
 @dataclass
 class CareConfig:
     enabled: bool = _f(False, "GRPO-CARE consistency bonus from an EMA reference model (use with beta 0).")
-    margin: float = _f(0.0, "Consistency margin epsilon_p (0 for SEED-Bench-R1, 0.01 for general data).")
-    bonus_coefficient: float = _f(0.5, "lambda_cons: the bonus is lambda_cons * accuracy (the scripts use 0.5).")
-    confidence_upper_bound: float = _f(0.95, "Clip gamma_p of the reference answer likelihood.")
-    min_accuracy: float = _f(0.1, "gamma_acc: only completions with accuracy above this can get the bonus.")
-    ema_decay: float = _f(0.995, "EMA decay alpha of the reference: phi <- alpha * phi + (1 - alpha) * theta.")
-    ema_every: int = _f(10, "Update the EMA reference after every N-th optimizer step.")
+    margin: float = _f(0.0, "Consistency margin epsilon_p (0 for SEED-Bench-R1, 0.01 for general data).", ge=0)
+    bonus_coefficient: float = _f(0.5, "lambda_cons: the bonus is lambda_cons * accuracy (the scripts use 0.5).", ge=0)
+    confidence_upper_bound: float = _f(0.95, "Clip gamma_p of the reference answer likelihood.", ge=0, le=1)
+    min_accuracy: float = _f(0.1, "gamma_acc: only completions with accuracy above this can get the bonus.", ge=0, le=1)
+    ema_decay: float = _f(0.995, "EMA decay alpha of the reference: phi <- alpha * phi + (1 - alpha) * theta.", ge=0, le=1)
+    ema_every: int = _f(10, "Update the EMA reference after every N-th optimizer step.", ge=1)
 
     def check(self, run: RunConfig) -> None:
         if not self.enabled:
             return
         _needs_accuracy(run, "algo.care.enabled")
-        if not 0 <= self.ema_decay <= 1:
-            raise ConfigError("algo.care.ema_decay must lie in [0, 1]")
-        if self.ema_every < 1:
-            raise ConfigError("algo.care.ema_every must be at least 1")
-        if self.margin < 0:
-            raise ConfigError("algo.care.margin must be >= 0")
 
 
 @dataclass
 class TemporalConfig:
     enabled: bool = _f(False, "T-GRPO (Video-R1): bonus when accuracy on ordered frames beats accuracy on shuffled frames.")
-    num_shuffled: int = _f(0, "Completions sampled per video prompt on shuffled frames (0 = G // 2, as Video-R1).")
-    mu: float = _f(0.8, "The bonus is given when ordered accuracy >= mu * shuffled accuracy.")
-    bonus: float = _f(0.3, "Added to each qualifying ordered completion's reward.")
-    min_accuracy: float = _f(0.1, "Only completions with accuracy above this get the bonus.")
+    num_shuffled: int = _f(0, "Completions sampled per video prompt on shuffled frames (0 = G // 2, as Video-R1).", ge=0)
+    mu: float = _f(0.8, "The bonus is given when ordered accuracy >= mu * shuffled accuracy.", ge=0)
+    bonus: float = _f(0.3, "Added to each qualifying ordered completion's reward.", ge=0)
+    min_accuracy: float = _f(0.1, "Only completions with accuracy above this get the bonus.", ge=0, le=1)
 
     def check(self, run: RunConfig) -> None:
         if self.enabled:
@@ -209,31 +271,32 @@ class ReplayConfig:
     enabled: bool = _f(
         False, "VL-Rethinker selective sample replay: rows of groups whose advantages vanish are replaced by replayed rollouts."
     )
-    capacity: int = _f(0, "Rollouts kept (FIFO); 0 = half of one step's rollouts, as the official code.")
-    alpha: float = _f(1.0, "Replay priority |advantage|**alpha (+1e-4); 0 = uniform.")
-
-    def check(self, run: RunConfig) -> None:
-        if self.capacity < 0 or self.alpha < 0:
-            raise ConfigError("algo.replay.capacity and algo.replay.alpha must be >= 0")
+    capacity: int = _f(0, "Rollouts kept (FIFO); 0 = half of one step's rollouts, as the official code.", ge=0)
+    alpha: float = _f(1.0, "Replay priority |advantage|**alpha (+1e-4); 0 = uniform.", ge=0)
 
 
 @dataclass
 class RethinkConfig:
     enabled: bool = _f(False, "VL-Rethinker forced rethinking: continue some rollouts after a 'Wait' trigger; correct ones replace them.")
-    skip_probability: float = _f(0.35, "Chance that an otherwise eligible rollout gets no rethinking attempt.")
-    group_accuracy_threshold: float = _f(0.7, "Incorrect rollouts of groups more accurate than this are not rethought.")
-    truncate_probability: float = _f(0.5, "Chance that the first pass is cut before its answer before the trigger.")
-    max_kept_per_query: int = _f(2, "At most this many rethought rollouts replace first passes in one group.")
-    min_new_tokens: int = _f(30, "A kept continuation has more new tokens than this (exclusive).")
-    max_new_tokens: int = _f(1024, "... and fewer than this (exclusive); also the continuation's generation limit.")
-    max_rethink_words: int = _f(4, "A kept continuation has 1 + its count of 'wait,', 'wait a', 'alternatively' at most this.")
-    max_first_pass_tokens: int = _f(1024, "First passes longer than this are not rethought (the code's max_tokens - 1024).")
-    temperature: float = _f(0.9, "Sampling temperature of the continuation.")
+    skip_probability: float = _f(0.35, "Chance that an otherwise eligible rollout gets no rethinking attempt.", ge=0, le=1)
+    group_accuracy_threshold: float = _f(
+        0.7, "Incorrect rollouts of groups more accurate than this are not rethought.", ge=0, le=1
+    )
+    truncate_probability: float = _f(
+        0.5, "Chance that the first pass is cut before its answer before the trigger.", ge=0, le=1
+    )
+    max_kept_per_query: int = _f(2, "At most this many rethought rollouts replace first passes in one group.", ge=1)
+    min_new_tokens: int = _f(30, "A kept continuation has more new tokens than this (exclusive).", ge=0)
+    max_new_tokens: int = _f(1024, "... and fewer than this (exclusive); also the continuation's generation limit.", ge=1)
+    max_rethink_words: int = _f(
+        4, "A kept continuation has 1 + its count of 'wait,', 'wait a', 'alternatively' at most this.", ge=1
+    )
+    max_first_pass_tokens: int = _f(
+        1024, "First passes longer than this are not rethought (the code's max_tokens - 1024).", ge=1
+    )
+    temperature: float = _f(0.9, "Sampling temperature of the continuation.", ge=0)
 
     def check(self, run: RunConfig) -> None:
-        for name in ("skip_probability", "group_accuracy_threshold", "truncate_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"algo.rethink.{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.min_new_tokens >= self.max_new_tokens:
             raise ConfigError("algo.rethink.min_new_tokens must be smaller than algo.rethink.max_new_tokens")
         if self.enabled:
@@ -245,26 +308,23 @@ class DifficultyConfig:
     enabled: bool = _f(
         False, "DeepVideo-R1 difficulty-aware augmentation: re-roll vanished groups with hints (hard) or frame noise (easy)."
     )
-    window: int = _f(100, "Recent groups whose mean reward is the difficulty reference (the paper's W = 100).")
-    std_threshold: float = _f(0.0, "Augment only groups whose reward std is at most this (0 = vanishing advantage).")
-    noise_sigma0: float = _f(0.05, "Base std of the frame noise on [0, 1] pixels; the noise std is (|delta| + 1) * sigma0.")
-    guided_traces: int = _f(4, "Traces generated with the answer visible; the best-rewarded one gives the hint.")
-
-    def check(self, run: RunConfig) -> None:
-        if self.window < 1 or self.guided_traces < 1 or self.noise_sigma0 <= 0:
-            raise ConfigError("algo.difficulty.window and guided_traces must be >= 1 and noise_sigma0 > 0")
+    window: int = _f(100, "Recent groups whose mean reward is the difficulty reference (the paper's W = 100).", ge=1)
+    std_threshold: float = _f(0.0, "Augment only groups whose reward std is at most this (0 = vanishing advantage).", ge=0)
+    noise_sigma0: float = _f(
+        0.05, "Base std of the frame noise on [0, 1] pixels; the noise std is (|delta| + 1) * sigma0.", gt=0
+    )
+    guided_traces: int = _f(4, "Traces generated with the answer visible; the best-rewarded one gives the hint.", ge=1)
 
 
 @dataclass
 class TWGRPOConfig:
-    alpha: float = _f(1.7, "Largest token weight (weights lie in [1, alpha]); the official scripts use 1.7.")
-    chunk: int = _f(0, "Positions per chunk when computing the weights (0 = all at once, exact form).")
-
-    def check(self, run: RunConfig) -> None:
-        if run.algo.token_weighting == "tw_grpo" and self.alpha < 1:
-            raise ConfigError("algo.tw_grpo.alpha must be >= 1 (the code form: weights in [1, alpha]; the official value is 1.7)")
-        if self.chunk < 0:
-            raise ConfigError("algo.tw_grpo.chunk must be >= 0")
+    alpha: float = _f(
+        1.7,
+        "Largest token weight (weights lie in [1, alpha]); the official scripts use 1.7.",
+        ge=1,
+        why="the weights lie in [1, alpha]",
+    )
+    chunk: int = _f(0, "Positions per chunk when computing the weights (0 = all at once, exact form).", ge=0)
 
 
 @dataclass
@@ -274,18 +334,24 @@ class AlgoConfig:
     policy_loss: str = _f(
         "clipped_surrogate", "Loss: clipped_surrogate (PPO/GRPO), gspo (sequence-level ratio) or reg_grpo (Reg-GRPO regression)."
     )
-    clip_low: float = _f(0.2, "Lower clip epsilon of the ratio.")
-    clip_high: float = _f(0.2, "Upper clip epsilon (DAPO clip-higher uses 0.28).")
+    clip_low: float = _f(0.2, "Lower clip epsilon of the ratio.", ge=0, le=1)
+    clip_high: float = _f(0.2, "Upper clip epsilon (DAPO clip-higher uses 0.28).", ge=0)
     clip_ratio_c: float | None = _f(
-        None, "Dual clip (verl): the policy loss of a negative-advantage token is at most -A * c; c > 1, null = off (verl uses 3)."
+        None,
+        "Dual clip (verl): the policy loss of a negative-advantage token is at most -A * c; c > 1, null = off (verl uses 3).",
+        gt=1,
     )
-    beta: float = _f(0.0, "KL coefficient to the reference model; 0 loads no reference model.")
+    beta: float = _f(0.0, "KL coefficient to the reference model; 0 loads no reference model.", ge=0)
     kl_estimator: Literal["k1", "k2", "k3"] = _f("k3", "Per-token KL estimator (Schulman).")
-    kl_clamp: float | None = _f(None, "Clamp of log(pi_ref/pi) before the KL estimator (null = +-20; GRPO-CARE uses 10); k3 is capped at 10 either way.")
+    kl_clamp: float | None = _f(
+        None,
+        "Clamp of log(pi_ref/pi) before the KL estimator (null = +-20; GRPO-CARE uses 10); k3 is capped at 10 either way.",
+        gt=0,
+    )
     aggregation: Literal["seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"] = _f(
         "seq_mean_token_mean", "Loss aggregation: GRPO per-sequence mean, DAPO token mean, or Dr.GRPO constant normaliser."
     )
-    num_iterations: int = _f(1, "Optimizer updates per rollout batch (mu); >1 keeps the old log-probs.")
+    num_iterations: int = _f(1, "Optimizer updates per rollout batch (mu); >1 keeps the old log-probs.", ge=1)
     token_weighting: str = _f(
         "none", "Per-token loss weights: none, or tw_grpo = TW-GRPO intra-group divergence weights (use with aggregation=token_mean)."
     )
@@ -294,7 +360,9 @@ class AlgoConfig:
     dynamic_sampling: bool = _f(
         False, "Dynamic sampling (DAPO): drop groups whose rewards all agree and sample new prompts to refill the batch."
     )
-    dynamic_sampling_max_rounds: int = _f(3, "Extra sampling rounds to refill the batch before training on fewer groups.")
+    dynamic_sampling_max_rounds: int = _f(
+        3, "Extra sampling rounds to refill the batch before training on fewer groups.", ge=0
+    )
     reg_grpo: RegGRPOConfig = _sub(RegGRPOConfig, "Reg-GRPO (DeepVideo-R1), used with policy_loss=reg_grpo.")
     care: CareConfig = _sub(CareConfig, "GRPO-CARE consistency bonus.")
     temporal: TemporalConfig = _sub(TemporalConfig, "T-GRPO temporal contrast bonus (video prompts only).")
@@ -305,20 +373,20 @@ class AlgoConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: int = _f(100, "Training steps (each: one rollout batch, num_iterations updates).")
-    prompts_per_step: int = _f(4, "Prompts per step on each process (each sampled G times for GRPO).")
-    micro_batch_prompts: int = _f(4, "Prompts per forward/backward; the step accumulates over micro-batches.")
-    lr: float = _f(1e-6, "Peak learning rate (AdamW).")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    warmup_steps: int = _f(0, "Linear warm-up steps.")
+    steps: int = _f(100, "Training steps (each: one rollout batch, num_iterations updates).", ge=1)
+    prompts_per_step: int = _f(4, "Prompts per step on each process (each sampled G times for GRPO).", ge=1)
+    micro_batch_prompts: int = _f(4, "Prompts per forward/backward; the step accumulates over micro-batches.", ge=1)
+    lr: float = _f(1e-6, "Peak learning rate (AdamW).", gt=0)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", ge=0)
+    warmup_steps: int = _f(0, "Linear warm-up steps.", ge=0)
     lr_scheduler: Literal["constant", "linear", "cosine"] = _f("constant", "Schedule after warm-up.")
-    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).")
-    log_every: int = _f(1, "Log metrics every N steps.")
-    sample_every: int = _f(10, "Log sample completions every N steps (0 = never).")
-    eval_every: int = _f(0, "Evaluate on data.eval_files every N steps (0 = only at the end).")
-    eval_limit: int | None = _f(None, "Evaluate on at most N held-out records.")
-    save_every: int = _f(0, "Write a checkpoint every N steps (0 = only at the end).")
-    keep_checkpoints: int = _f(2, "Checkpoints kept on disk (oldest are deleted).")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).", ge=0)
+    log_every: int = _f(1, "Log metrics every N steps.", ge=1)
+    sample_every: int = _f(10, "Log sample completions every N steps (0 = never).", ge=0)
+    eval_every: int = _f(0, "Evaluate on data.eval_files every N steps (0 = only at the end).", ge=0)
+    eval_limit: int | None = _f(None, "Evaluate on at most N held-out records.", ge=1)
+    save_every: int = _f(0, "Write a checkpoint every N steps (0 = only at the end).", ge=0)
+    keep_checkpoints: int = _f(2, "Checkpoints kept on disk (oldest are deleted).", ge=1)
     resume: str = _f("none", "'auto' continues from the newest complete checkpoint, 'none' starts fresh, or a checkpoint path.")
     overwrite: bool = _f(
         False, "A fresh run (resume=none) into an output_dir that holds a run removes that run's files first; off = refuse."
@@ -327,10 +395,10 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    max_new_tokens: int = _f(256, "Longest answer in evaluation.")
-    temperature: float = _f(0.0, "0 = greedy decoding; >0 samples.")
-    top_p: float = _f(1.0, "Nucleus threshold when sampling.")
-    batch_size: int = _f(16, "Prompts per generate call.")
+    max_new_tokens: int = _f(256, "Longest answer in evaluation.", ge=1)
+    temperature: float = _f(0.0, "0 = greedy decoding; >0 samples.", ge=0)
+    top_p: float = _f(1.0, "Nucleus threshold when sampling.", gt=0, le=1)
+    batch_size: int = _f(16, "Prompts per generate call.", ge=1)
     mc_mode: Literal["strict", "lenient"] = _f("strict", "Multiple-choice scoring: exact letter (GRPO-CARE) or first letter.")
     engine: Literal["hf", "vllm"] = _f(
         "hf", "`vlm-rl eval` generation: hf (transformers) or vllm (CUDA; settings from rollout.vllm; raise batch_size)."
@@ -339,7 +407,7 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
-    seed: int = _f(0, "Seed for data order, sampling and initialisation.")
+    seed: int = _f(0, "Seed for data order, sampling and initialisation.", ge=0, le=2**32 - 1)
     output_dir: str = _f("runs/default", "Run directory: checkpoints, metrics.jsonl, TensorBoard events, samples.")
     model: ModelConfig = _sub(ModelConfig, "Policy model.")
     data: DataConfig = _sub(DataConfig, "Datasets, prompts and media sampling.")
@@ -473,14 +541,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
 
 
 def validate(config: RunConfig) -> None:
-    """Refuse incompatible combinations with a message that says what to change."""
+    """Refuse values outside their field's range, incompatible combinations and an output_dir that cannot be a
+    folder, with a message that says what to change."""
+    check_ranges(config)
+    _check_output_dir(config.output_dir)
     v = config.data.video
     if v.fps is not None and v.nframes is not None:
         raise ConfigError("data.video.fps and data.video.nframes are exclusive; set one of them to null")
     if v.min_pixels > v.max_pixels:
         raise ConfigError("data.video.min_pixels is larger than data.video.max_pixels")
-    if config.rollout.num_generations < 1:
-        raise ConfigError("rollout.num_generations must be at least 1")
+    if v.min_frames > v.max_frames:
+        raise ConfigError(f"data.video.min_frames ({v.min_frames}) is larger than data.video.max_frames ({v.max_frames})")
+    if config.data.image.min_pixels > config.data.image.max_pixels:
+        raise ConfigError("data.image.min_pixels is larger than data.image.max_pixels")
     if config.rollout.shared_prefill and config.rollout.engine != "hf":
         raise ConfigError("rollout.shared_prefill belongs to the hf engine; vLLM shares prompt prefixes itself (prefix caching)")
     if config.trainer.prompts_per_step % config.trainer.micro_batch_prompts:
@@ -495,16 +568,33 @@ def validate(config: RunConfig) -> None:
     ):
         if getattr(algo, key) not in registry and getattr(algo, key) not in extra:
             raise ConfigError(f"algo.{key}: {getattr(algo, key)!r} is not one of {[*extra, *registry.names()]}")
-    if algo.beta < 0:
-        raise ConfigError("algo.beta must be >= 0")
-    if algo.num_iterations < 1:
-        raise ConfigError("algo.num_iterations must be at least 1")
-    if algo.clip_ratio_c is not None and algo.clip_ratio_c <= 1:
-        raise ConfigError(f"algo.clip_ratio_c must be > 1 (or null for no dual clip), got {algo.clip_ratio_c}")
     for f in dataclasses.fields(algo):
         value = getattr(algo, f.name)
         if dataclasses.is_dataclass(value) and hasattr(value, "check"):
             value.check(config)
+
+
+def check_ranges(node: Any, prefix: str = "") -> None:
+    """Refuse the first numeric field of the dataclass tree `node` whose value lies outside its declared range."""
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, key + ".")
+        elif value is not None and "range" in f.metadata and value not in f.metadata["range"]:
+            allowed = f.metadata["range"]
+            why = f" ({allowed.why})" if allowed.why else ""
+            raise ConfigError(f"{key}={value!r} is out of range; allowed: {allowed}{why}")
+
+
+def _check_output_dir(output_dir: str) -> None:
+    """output_dir must be a folder or a path that `mkdir -p` can create: neither it nor a parent may be a file."""
+    path = Path(output_dir).expanduser()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"output_dir={output_dir}: {folder} is a file, not a folder; choose another output_dir")
+            return
 
 
 def _needs_accuracy(run: RunConfig, flag: str) -> None:
@@ -532,5 +622,6 @@ def describe(cls: type = RunConfig, prefix: str = "") -> list[str]:
             lines.append(f"{key}: {f.metadata['help']}")
             lines.extend(describe(type(value), key + "."))
         else:
-            lines.append(f"{key} = {value!r}  # {f.metadata['help']}")
+            allowed = f" (allowed: {f.metadata['range']})" if "range" in f.metadata else ""
+            lines.append(f"{key} = {value!r}  # {f.metadata['help']}{allowed}")
     return lines

@@ -1,8 +1,9 @@
 """Bad input stops the real CLI with one clear line, before any training starts.
 
 Each case builds the bad input in tmp_path from the synthetic data set / tiny model, runs
-`python -m vlm_rl.cli train|sft CONFIG ...` in a subprocess and checks: a non-zero exit, no traceback, a last
-stderr line that names the file / record / key, and an output_dir with no trace of training.
+`python -m vlm_rl.cli train|sft CONFIG ...` in a subprocess and checks: exit code 2, no traceback, a last
+stderr line that names the file / record / key, and nothing written: output_dir is not created (or, where it
+names an existing file, is left as it was).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,8 @@ class Case:
     config: Path  # config file given to the CLI
     expect: list[str]  # substrings the last stderr line must contain
     expect_re: list[str]  # regexes the last stderr line must match somewhere
+    output_dir: Path | None = None  # default: tmp_path / "out", which must not exist afterwards
+    env: dict[str, str] = field(default_factory=dict)  # extra environment of the subprocess
 
 
 @pytest.fixture
@@ -179,6 +182,49 @@ def lora_matching_no_module(tmp_path, data, config, records, model) -> Case:
     return Case("sft", overrides, config, ["model.lora.target_modules", "no_such_proj"], [])
 
 
+def model_without_config(tmp_path, data, config, records, model) -> Case:
+    """A directory that is not a saved model (here: the data set's folder)."""
+    return Case("train", [f"model.path={data}"], config, [str(data), "config.json"], [])
+
+
+def missing_model_path(tmp_path, data, config, records, model) -> Case:
+    missing = tmp_path / "no_such_model"
+    return Case("train", [f"model.path={missing}"], config, ["model.path", str(missing)], [r"does not exist"])
+
+
+def image_as_model(tmp_path, data, config, records, model) -> Case:
+    image = next((data / "videos").iterdir()).with_suffix(".png")
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    return Case("train", [f"model.path={image}"], config, ["model.path", str(image)], [r"not a (model )?directory"])
+
+
+def unknown_hub_model(tmp_path, data, config, records, model) -> Case:
+    """Neither a local folder nor a hub model (offline here): the line names the key and the value."""
+    env = {"HF_HUB_OFFLINE": "1"}
+    return Case("train", ["model.path=no-such-org/no-such-model"], config, ["model.path", "no-such-org/no-such-model"], [], env=env)
+
+
+def output_dir_is_a_file(tmp_path, data, config, records, model) -> Case:
+    file = tmp_path / "notes.txt"
+    file.write_text("my notes\n")
+    return Case("train", [], config, ["output_dir", str(file)], [r"\bfile\b"], output_dir=file)
+
+
+def output_dir_under_a_file(tmp_path, data, config, records, model) -> Case:
+    file = tmp_path / "notes.txt"
+    file.write_text("my notes\n")
+    return Case("sft", [], config, ["output_dir", str(file)], [r"\bfile\b"], output_dir=file / "run")
+
+
+def train_files_names_a_directory(tmp_path, data, config, records, model) -> Case:
+    return Case("train", [f"data.train_files=[{data}]"], config, [str(data)], [r"(directory|Is a directory)"])
+
+
+def train_files_missing(tmp_path, data, config, records, model) -> Case:
+    missing = data / "no_such.json"
+    return Case("sft", [f"data.train_files=[{missing}]"], config, [str(missing)], [r"not found|does not exist"])
+
+
 CASES = [
     missing_video,
     corrupt_mp4,
@@ -194,6 +240,28 @@ CASES = [
     model_without_processor,
     model_without_tokenizer,
     lora_matching_no_module,
+    model_without_config,
+    missing_model_path,
+    image_as_model,
+    unknown_hub_model,
+    output_dir_is_a_file,
+    output_dir_under_a_file,
+    train_files_names_a_directory,
+    train_files_missing,
+]
+
+OUT_OF_RANGE = [
+    # (override, what the error line must say besides the key and the value)
+    ("rollout.max_new_tokens=0", ">= 1"),
+    ("trainer.micro_batch_prompts=0", ">= 1"),
+    ("trainer.prompts_per_step=0", ">= 1"),
+    ("trainer.log_every=0", ">= 1"),
+    ("trainer.lr=-1", "> 0"),
+    ("trainer.steps=-5", ">= 1"),
+    ("rollout.num_generations=1", "zero gradient"),
+    ("rollout.temperature=-1", ">= 0"),
+    ("rollout.top_p=2", "(0, 1]"),
+    ("trainer.save_every=-1", ">= 0"),
 ]
 
 
@@ -201,12 +269,25 @@ CASES = [
 @pytest.mark.parametrize("make_case", CASES, ids=[c.__name__ for c in CASES])
 def test_bad_input_stops_with_one_clear_line(make_case, base, tiny_model_dir, tmp_path):
     data, config, records = base
-    case = make_case(tmp_path, data, config, records, tiny_model_dir)
-    output_dir = tmp_path / "out"
+    _check_refused(make_case(tmp_path, data, config, records, tiny_model_dir), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("override", "allowed"), OUT_OF_RANGE, ids=[o for o, _ in OUT_OF_RANGE])
+def test_out_of_range_value_stops_with_one_clear_line(override, allowed, base, tmp_path):
+    """A value outside its field's range is refused at load: the line names the key, the value and the range."""
+    data, config, records = base
+    key, value = override.split("=")
+    _check_refused(Case("train", [override], config, [key, value, allowed], []), tmp_path)
+
+
+def _check_refused(case: Case, tmp_path: Path) -> None:
+    output_dir = case.output_dir or tmp_path / "out"
+    before = output_dir.read_bytes() if output_dir.is_file() else None
     proc = subprocess.run(
         [sys.executable, "-m", "vlm_rl.cli", case.command, str(case.config), *case.overrides, f"output_dir={output_dir}"],
         cwd=REPO,
-        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **case.env},
         capture_output=True,
         text=True,
         timeout=180,
@@ -214,6 +295,7 @@ def test_bad_input_stops_with_one_clear_line(make_case, base, tiny_model_dir, tm
     where = f"\n--- stderr (tail) ---\n{proc.stderr[-3000:]}"
     assert proc.returncode != 0, f"bad input was accepted{where}"
     assert "Traceback" not in proc.stderr, f"a traceback instead of one clear line{where}"
+    assert proc.returncode == 2, f"exit code {proc.returncode}, not 2 (a user error){where}"
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines, "no message at all"
     last = lines[-1]
@@ -223,6 +305,8 @@ def test_bad_input_stops_with_one_clear_line(make_case, base, tiny_model_dir, tm
     for pattern in case.expect_re:
         assert re.search(pattern, last), f"{pattern!r} not found in the error line {last!r}{where}"
     assert not re.search(r"\b(grpo|sft):\s+\d+%", proc.stderr), f"a training progress bar was started{where}"
-    if output_dir.exists():
-        traces = [name for name in TRAINING_TRACES if (output_dir / name).exists()]
-        assert not traces, f"training had started: {traces} in {output_dir}{where}"
+    if before is not None:
+        assert output_dir.read_bytes() == before, f"the file named by output_dir was changed{where}"
+    else:
+        written = sorted(p.name for p in output_dir.iterdir()) if output_dir.exists() else []
+        assert not output_dir.exists(), f"output_dir was created ({written}){where}"

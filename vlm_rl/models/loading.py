@@ -20,29 +20,62 @@ class ModelLoadError(ValueError):
 
 
 def _model_type(path: str) -> str:
+    """The model_type of the model at `path` (a local model directory or a hub id); ModelLoadError otherwise."""
+    if not path:
+        raise ModelLoadError("model.path is empty; set it to a model directory (vlm-rl make-tiny-model DIR builds one)")
     local = Path(path)
     if local.is_dir():
-        config_file = local / "config.json"
-        if not config_file.is_file():
-            raise ModelLoadError(f"model directory {local} has no config.json; point model.path at a saved model")
-        if not any((local / name).is_file() for name in _PROCESSOR_FILES):
-            raise ModelLoadError(
-                f"model directory {local} has no processor ({' / '.join(_PROCESSOR_FILES)}); "
-                "save one there with processor.save_pretrained(dir)"
-            )
-        if not any((local / name).is_file() for name in _TOKENIZER_FILES):
-            raise ModelLoadError(
-                f"model directory {local} has no tokenizer ({' / '.join(_TOKENIZER_FILES)}); "
-                "save one there with processor.save_pretrained(dir) or tokenizer.save_pretrained(dir)"
-            )
-        model_type = json.loads(config_file.read_text()).get("model_type", "")
+        model_type = _local_model_type(local)
+    elif local.exists():
+        raise ModelLoadError(f"model.path {path} is a file, not a model directory; point model.path at a saved model's folder")
+    elif _is_local_path(path):
+        raise ModelLoadError(f"model.path {path} does not exist; point model.path at a saved model's folder")
     else:
-        from transformers import AutoConfig
-
-        model_type = AutoConfig.from_pretrained(path).model_type
+        model_type = _hub_model_type(path)
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelLoadError(f"{path}: model_type {model_type!r} is not supported; supported: {SUPPORTED_MODEL_TYPES}")
     return model_type
+
+
+def _local_model_type(local: Path) -> str:
+    config_file = local / "config.json"
+    if not config_file.is_file():
+        raise ModelLoadError(f"model directory {local} has no config.json; point model.path at a saved model")
+    if not any((local / name).is_file() for name in _PROCESSOR_FILES):
+        raise ModelLoadError(
+            f"model directory {local} has no processor ({' / '.join(_PROCESSOR_FILES)}); "
+            "save one there with processor.save_pretrained(dir)"
+        )
+    if not any((local / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"model directory {local} has no tokenizer ({' / '.join(_TOKENIZER_FILES)}); "
+            "save one there with processor.save_pretrained(dir) or tokenizer.save_pretrained(dir)"
+        )
+    try:
+        config = json.loads(config_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{config_file} is not valid JSON ({err}); the model directory is damaged") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_file} is not a JSON object; the model directory is damaged")
+    return config.get("model_type", "")
+
+
+def _is_local_path(path: str) -> bool:
+    """A path that cannot be a hub id ('name' or 'namespace/name'): absolute, starting with '.' or '~', or deeper."""
+    return path.startswith(("/", ".", "~")) or path.count("/") > 1
+
+
+def _hub_model_type(path: str) -> str:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path).model_type
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"model.path {path} is neither a local folder nor a loadable hub model ({reason}); "
+            "point model.path at a saved model's folder"
+        ) from None
 
 
 def model_class(model_type: str):
@@ -59,8 +92,6 @@ def load_adapter(path: str) -> QwenVLAdapter:
     """The processor of the model at `path`, wrapped in its family adapter."""
     from transformers import AutoProcessor
 
-    if not path:
-        raise ModelLoadError("model.path is empty; set it to a model directory (vlm-rl make-tiny-model DIR builds one)")
     model_type = _model_type(path)
     return QwenVLAdapter(AutoProcessor.from_pretrained(path), model_type)
 

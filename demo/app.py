@@ -21,9 +21,11 @@ from collections.abc import Sequence
 import gradio as gr
 
 from vlm_rl.cli import USER_ERRORS, add_demo_arguments, demo_config
-from vlm_rl.demo.app import CSS, DemoApp, load_models
+from vlm_rl.demo import app as demo_app
+from vlm_rl.demo.app import DemoApp, load_models
 from vlm_rl.demo.examples import ensure_examples
 from vlm_rl.demo.model_runner import DemoModel
+from vlm_rl.demo.runs import find_runs
 from vlm_rl.demo.settings import DemoConfig
 
 ARGS_VARIABLE = "VLM_RL_DEMO_ARGS"
@@ -49,15 +51,7 @@ def build_demo(config: DemoConfig, models: Sequence[DemoModel] | None = None) ->
 def launch_options(config: DemoConfig) -> dict:
     """`gr.Blocks.launch` keyword arguments for `config`, as `vlm-rl demo` serves the app."""
     examples_dir, _ = ensure_examples(config.cache_dir)
-    return {
-        "server_name": config.host,
-        "server_port": config.port,
-        "auth": config.auth,
-        "max_file_size": config.max_upload_bytes,
-        "allowed_paths": [str(examples_dir), *(str(r) for r in config.runs)],
-        "show_error": False,
-        "css": CSS,
-    }
+    return demo_app.launch_options(config, examples_dir, find_runs(config.runs))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from data_pipelines.schema import RecordError
 from vlm_rl.config import ConfigError
-from vlm_rl.demo.settings import DemoConfig, DemoError, default_cache_dir, parse_auth
+from vlm_rl.demo.settings import DemoConfig, DemoError, default_cache_dir, read_credentials
 from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
 from vlm_rl.models.loading import ModelLoadError
@@ -208,7 +208,12 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (or folders of runs) to browse")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", help="user:password required to open the page (or set VLM_RL_DEMO_AUTH)")
+    p.add_argument(
+        "--auth-file",
+        metavar="FILE",
+        help="file of user:password lines: a login is required to open the page (or set VLM_RL_DEMO_AUTH)",
+    )
+    p.add_argument("--auth", help=argparse.SUPPRESS)
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload")
     p.add_argument("--max-video-seconds", type=float, default=120.0, help="longest accepted video")
     p.add_argument("--cache-dir", help="where the bundled examples are written (default ~/.cache/vlm-rl/demo)")
@@ -216,12 +221,17 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 def demo_config(args: argparse.Namespace) -> DemoConfig:
     """The `DemoConfig` of parsed `add_demo_arguments` options; DemoError for a bad value."""
+    if args.auth is not None:
+        raise DemoError(
+            "--auth is no longer accepted (a password on the command line shows in ps): put user:password lines "
+            "in a file for --auth-file FILE, or set VLM_RL_DEMO_AUTH"
+        )
     return DemoConfig(
         models=tuple(Path(m) for m in [args.model, *args.compare]),
         runs=tuple(Path(r) for r in args.runs),
         host=args.host,
         port=args.port,
-        auth=parse_auth(args.auth or os.environ.get("VLM_RL_DEMO_AUTH")),
+        auth=read_credentials(args.auth_file),
         max_upload_mb=args.max_upload_mb,
         max_video_seconds=args.max_video_seconds,
         cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
@@ -260,12 +270,15 @@ def _config(args: argparse.Namespace) -> None:
 def _vllm_serve(args: argparse.Namespace) -> None:
     from vlm_rl.config import load_config
     from vlm_rl.rollout.vllm_engine import LocalVLLM
-    from vlm_rl.rollout.vllm_server import make_server
+    from vlm_rl.rollout.vllm_server import body_cap_bytes, make_server, read_token
 
     config = load_config(args.config, [*args.overrides, f"model.path={args.model}"])
-    backend = LocalVLLM(args.model, config.rollout.vllm, seed=config.seed, sleep=False)
-    server = make_server(backend, args.host, args.port, model=args.model)
-    print(f"serving {args.model} with vLLM on http://{args.host}:{server.server_address[1]}", flush=True)
+    settings = config.rollout.vllm
+    token = read_token(args.token_file or settings.token_file)
+    backend = LocalVLLM(args.model, settings, seed=config.seed, sleep=False)
+    server = make_server(backend, args.host, args.port, model=args.model, token=token, max_body_bytes=body_cap_bytes(settings))
+    guard = "clients must send the token" if token else "no token"
+    print(f"serving {args.model} with vLLM on http://{args.host}:{server.server_address[1]} ({guard})", flush=True)
     server.serve_forever()
 
 
@@ -368,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model directory (the policy's starting weights)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--token-file",
+        help="file holding the token every request must carry (default: rollout.vllm.token_file, else "
+        "$VLM_RL_SERVER_TOKEN; neither: no token, keep the default loopback host)",
+    )
     p.add_argument("--config", help="YAML config whose rollout.vllm section sets the engine (default: the defaults)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.vllm.tensor_parallel_size=2")
     p.set_defaults(func=_vllm_serve)

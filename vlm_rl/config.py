@@ -173,6 +173,17 @@ class VLLMConfig:
     server_url: str = _f("http://127.0.0.1:8000", "Engine vllm-server: base URL of `vlm-rl vllm-serve`.")
     timeout_s: float = _f(600.0, "Engine vllm-server: seconds one HTTP request may take.", gt=0)
     sync_chunk_mb: int = _f(512, "Engine vllm-server: weights are pushed in pieces of at most this many MiB.", ge=1)
+    token_file: str | None = _f(
+        None,
+        "Engine vllm-server and `vlm-rl vllm-serve`: file holding the server's token (one line; chmod 600 it); "
+        "None = the VLM_RL_SERVER_TOKEN environment variable; neither = no token (keep the server on loopback).",
+    )
+    max_body_mb: int | None = _f(
+        None,
+        "`vlm-rl vllm-serve`: largest request body in MiB; a larger one gets 413 unread (None = sync_chunk_mb + "
+        "1536, room for one tensor bigger than a piece, such as a 7B model's 1 GiB embedding).",
+        ge=1,
+    )
 
 
 @dataclass

@@ -24,10 +24,12 @@ from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rollout import HFRolloutEngine, SamplingParams
 from vlm_rl.rollout.vllm_engine import VLLMRolloutEngine
 from vlm_rl.rollout.vllm_requests import build_request, decode_request, encode_request, sampling_kwargs, to_rollouts
-from vlm_rl.rollout.vllm_server import RemoteVLLM, VLLMServerError, make_server
+from vlm_rl.rollout.vllm_server import TOKEN_VARIABLE, RemoteVLLM, VLLMServerError, make_server
 from vlm_rl.rollout.weight_sync import checkpoint_tensors
 
 pytestmark = pytest.mark.slow
+
+TOKEN = "engine-test-token"
 
 VISION = ("input_ids", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "pixel_values", "image_grid_thw")
 
@@ -40,10 +42,12 @@ def setup(run_config, synthetic_data, tmp_path):
 
 
 @pytest.fixture
-def server(run_config):
-    """`make_server` on a free loopback port around an HF backend with its own copy of the model."""
+def server(run_config, monkeypatch):
+    """`make_server` on a free loopback port around an HF backend with its own copy of the model, behind a token
+    that the trainer's client finds in ``$VLM_RL_SERVER_TOKEN``."""
     backend = HFBackend(load_model(run_config.model, trainable=False), load_adapter(run_config.model.path))
-    httpd = make_server(backend, "127.0.0.1", 0, model=run_config.model.path)
+    monkeypatch.setenv(TOKEN_VARIABLE, TOKEN)
+    httpd = make_server(backend, "127.0.0.1", 0, model=run_config.model.path, token=TOKEN)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield backend, f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -157,7 +161,7 @@ def test_server_errors_are_one_clear_line(server):
     _, url = server
     import urllib.request
 
-    request = urllib.request.Request(url + "/generate", data=b"{not json", method="POST")
+    request = urllib.request.Request(url + "/generate", data=b"{not json", method="POST", headers={"Authorization": f"Bearer {TOKEN}"})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=10)
     assert err.value.code == 400 and "bad /generate request" in json.loads(err.value.read())["error"]

@@ -23,10 +23,11 @@ from vlm_rl.demo.group_view import (
     render_group,
     reward_notes,
 )
+from vlm_rl.demo.login_guard import LoginAttempts
 from vlm_rl.demo.path_guard import PathGuard
 from vlm_rl.demo.prompting import THINK_OR_NOT_SYSTEM, PromptSettings, build_sample, parse_options
-from vlm_rl.demo.runs import find_runs, logged_samples, run_curves
-from vlm_rl.demo.settings import DemoConfig, DemoError, parse_auth
+from vlm_rl.demo.runs import curve_files, find_runs, logged_samples, run_curves
+from vlm_rl.demo.settings import DemoConfig, DemoError, is_loopback, parse_credentials, read_credentials
 from vlm_rl.demo.uploads import check_upload, media_kind
 from vlm_rl.media import MediaError, VideoSampling, read_video
 from vlm_rl.rewards import extract_think, find_answer
@@ -133,12 +134,51 @@ def test_prompt_settings_from_a_trained_config():
     assert PromptSettings.from_data_config(data).wording == "video_r1_eval"
 
 
-def test_auth_and_config_validation(tmp_path):
-    assert parse_auth("ann:s3:cret") == ("ann", "s3:cret")
-    assert parse_auth(None) is None
-    for bad in ("ann", ":pw", "ann:"):
-        with pytest.raises(DemoError, match="user:password"):
-            parse_auth(bad)
+def test_logins_come_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    assert parse_credentials("ann:s3:cret\n\n  bob:pw  \n", "F") == (("ann", "s3:cret"), ("bob", "pw"))
+    for bad in ("ann", ":pw", "ann:", "ok:1\nann-pw-secret"):
+        with pytest.raises(DemoError, match=r"F line \d must look like user:password") as error:
+            parse_credentials(bad, "F")
+        assert "secret" not in str(error.value) and "pw" not in str(error.value), "the message never shows a line"
+    with pytest.raises(DemoError, match="F line 2 repeats the user ann"):
+        parse_credentials("ann:a\nann:b", "F")
+    with pytest.raises(DemoError, match="F holds no user:password line"):
+        parse_credentials("\n \n", "F")
+    monkeypatch.delenv("VLM_RL_DEMO_AUTH", raising=False)
+    assert read_credentials(None) == (), "no file and no variable: no login"
+    monkeypatch.setenv("VLM_RL_DEMO_AUTH", "env:pw")
+    assert read_credentials(None) == (("env", "pw"),)
+    logins = tmp_path / "logins"
+    logins.write_text("file:pw\n")
+    assert read_credentials(logins) == (("file", "pw"),), "a file wins over the variable"
+    with pytest.raises(DemoError, match="--auth-file .*missing cannot be read"):
+        read_credentials(tmp_path / "missing")
+    assert [is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost", "0.0.0.0", "10.0.0.1", "example.org")] == [
+        True, True, True, True, False, False, False,
+    ]  # fmt: skip
+
+
+def test_failed_logins_are_remembered_for_the_window():
+    now = [0.0]
+    attempts = LoginAttempts(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert attempts.wait_s("a") == 0
+        attempts.failed("a")
+        now[0] += 1
+    assert attempts.wait_s("a") == 57 and attempts.wait_s("b") == 0, "counted per address"
+    for _ in range(3):
+        attempts.failed("b")  # counted when it starts...
+        attempts.succeeded("b")  # ...and taken back when it succeeds
+    assert attempts.wait_s("b") == 0
+    now[0] = 60.5
+    assert attempts.wait_s("a") == 0, "the oldest failure has left the window"
+    attempts.failed("a")
+    assert attempts.wait_s("a") == 0.5, "three failures in the window again (at 1, 2 and 60.5 s)"
+    now[0] = 200
+    assert attempts.wait_s("a") == 0 and attempts._failures == {}, "old failures are forgotten"
+
+
+def test_config_validation(tmp_path):
     with pytest.raises(DemoError, match="at least one model"):
         DemoConfig(models=())
     with pytest.raises(DemoError, match="given twice"):
@@ -270,6 +310,7 @@ def test_find_runs_curves_and_samples(tmp_path):
         find_runs([tmp_path / "missing"])
     curves = run_curves(grpo)
     assert sorted(p.name for p in curves) == ["accuracy.png", "loss.png", "reward.png"]
+    assert set(curves) <= set(curve_files(grpo)), "the files the demo may serve"
     stamps = [p.stat().st_mtime_ns for p in curves]
     assert run_curves(grpo) == curves and [p.stat().st_mtime_ns for p in curves] == stamps  # up to date: reused
     time.sleep(0.01)
@@ -289,10 +330,12 @@ def test_cli_reports_bad_demo_arguments_in_one_line(tmp_path, capsys):
     for argv, message in (
         (["--model", str(tmp_path / "missing")], "model directory"),
         (["--model", str(tmp_path), "--runs", str(tmp_path / "nope")], "run directory"),
-        (["--model", str(tmp_path), "--auth", "nopassword"], "user:password"),
+        (["--model", str(tmp_path), "--auth", "ann:hunter2"], "--auth is no longer accepted"),
+        (["--model", str(tmp_path), "--auth-file", str(tmp_path / "none")], "--auth-file"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             main(["demo", *argv])
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("vlm-rl demo: error: ") and message in err and "Traceback" not in err
+        assert "hunter2" not in err

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from data_pipelines.schema import PROBLEM_TYPES
 from vlm_rl.demo.completion_view import view_completion
@@ -22,11 +24,12 @@ from vlm_rl.demo.group_view import (
     reward_notes,
     score_completions,
 )
+from vlm_rl.demo.login_guard import LoginGuard
 from vlm_rl.demo.model_runner import Completions, DemoModel, PreparedPrompt
 from vlm_rl.demo.path_guard import PathGuard
 from vlm_rl.demo.prompting import PROMPT_MODES, WORDINGS, PromptSettings, build_sample
-from vlm_rl.demo.runs import find_runs, logged_samples, run_curves
-from vlm_rl.demo.settings import DemoConfig, DemoError
+from vlm_rl.demo.runs import curve_files, find_runs, logged_samples, run_curves
+from vlm_rl.demo.settings import AUTH_VARIABLE, DemoConfig, DemoError, is_loopback
 from vlm_rl.demo.uploads import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_upload
 from vlm_rl.media import MediaError
 
@@ -117,12 +120,13 @@ class DemoApp:
         self.models = {m.label: m for m in models}
         self.examples = examples
         self.runs = find_runs(config.runs)
-        self.guard = PathGuard([gr.utils.get_upload_folder(), examples_dir, *config.runs])
+        self.uploads = PathGuard([gr.utils.get_upload_folder(), examples_dir])
+        self.run_roots = PathGuard(config.runs) if config.runs else None
 
     def _prepare(self, model: DemoModel, form: Form) -> PreparedPrompt:
         if not form.upload:
             raise DemoError("upload a video or an image, or pick one of the examples")
-        path = self.guard.check(form.upload)
+        path = self.uploads.check(form.upload)
         kind = check_upload(path, self.config)
         sample = build_sample(path, kind, form.question or "", form.options or "", form.answer or "", form.problem_type)
         settings = PromptSettings(
@@ -186,12 +190,18 @@ class DemoApp:
         status = f"{html.escape(label_a)} and {html.escape(label_b)} answered."
         return status, _frames(prompts[0]), render_group(items, groups, [note])
 
+    def _run(self, run_name: str) -> Path:
+        """The folder of a run found under --runs, checked to be still under its root (links resolved)."""
+        if self.run_roots is None or run_name not in self.runs:
+            raise DemoError(f"no run {run_name!r}; the runs are those found under --runs")
+        return self.run_roots.check(self.runs[run_name])
+
     def show_run(self, run_name):
         """(status, curve images, step choices, samples of the last step) of a run."""
         if not run_name:
             return "", [], gr.update(choices=[], value=None), ""
         try:
-            run = self.guard.check(self.runs[run_name])
+            run = self._run(run_name)
             curves = [str(p) for p in run_curves(run)]
             steps = sorted(logged_samples(run))
         except (DemoError, OSError, ValueError) as error:
@@ -204,7 +214,7 @@ class DemoApp:
         """The completions a run logged at `step`, as cards with their logged rewards."""
         if not run_name or step is None:
             return "<div>This run logged no sample completions (trainer.sample_every).</div>"
-        records = logged_samples(self.guard.check(self.runs[run_name])).get(int(step), [])
+        records = logged_samples(self._run(run_name)).get(int(step), [])
         views = [view_completion(r.get("completion", "")) for r in records]
         clusters, groups = agreement_groups([v.answer if v.answer_closed else None for v in views])
         items = []
@@ -362,18 +372,36 @@ def load_models(paths: Sequence[Path]) -> list[DemoModel]:
     return [DemoModel(path, label) for path, label in zip(paths, model_labels(paths))]
 
 
+def launch_options(config: DemoConfig, examples_dir: Path, runs: dict[str, Path]) -> dict:
+    """`gr.Blocks.launch` keyword arguments: the files served are the bundled examples and each run's curve PNGs
+    (nothing else of a run folder); with logins, `LoginGuard` stands in front of the whole app."""
+    served = [Path(examples_dir), *(p for run in runs.values() for p in curve_files(run))]
+    options = {
+        "server_name": config.host,
+        "server_port": config.port,
+        "auth": list(config.auth) or None,
+        "max_file_size": config.max_upload_bytes,
+        "allowed_paths": [str(p.resolve()) for p in served],
+        "show_error": False,
+        "ssr_mode": False,
+        "css": CSS,
+    }
+    if config.auth:
+        options["app_kwargs"] = {"middleware": [Middleware(LoginGuard)]}
+    elif not is_loopback(config.host):
+        print(
+            f"WARNING: the vlm-rl demo listens on {config.host} WITHOUT A LOGIN: anyone who reaches the port can use "
+            f"the models and see the runs. Give logins with --auth-file FILE or ${AUTH_VARIABLE}.",
+            file=sys.stderr,
+            flush=True,
+        )
+    return options
+
+
 def launch(config: DemoConfig) -> None:
     """Load the models, make the examples, and serve until interrupted."""
     examples_dir, examples = ensure_examples(config.cache_dir)
     app = DemoApp(config, load_models(config.models), examples_dir, examples)
     blocks = app.build()
     blocks.queue(default_concurrency_limit=1)
-    blocks.launch(
-        server_name=config.host,
-        server_port=config.port,
-        auth=config.auth,
-        max_file_size=config.max_upload_bytes,
-        allowed_paths=[str(examples_dir), *(str(r) for r in config.runs)],
-        show_error=False,
-        css=CSS,
-    )
+    blocks.launch(**launch_options(config, examples_dir, app.runs))

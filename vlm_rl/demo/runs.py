@@ -28,11 +28,15 @@ def find_runs(roots: Sequence[Path]) -> dict[str, Path]:
     return runs
 
 
+def curve_files(run_dir: Path) -> list[Path]:
+    """Where `vlm-rl plot` writes the run's curves (whether drawn yet or not): the only files of a run the demo serves."""
+    return [Path(run_dir) / "plots" / f"{key.replace('/', '_')}.png" for key in CURVES]
+
+
 def run_curves(run_dir: Path) -> list[Path]:
     """The run's `vlm-rl plot` PNGs, drawn again only when ``metrics.jsonl`` is newer than them."""
     metrics = run_dir / "metrics.jsonl"
-    wanted = [run_dir / "plots" / f"{key.replace('/', '_')}.png" for key in CURVES]
-    existing = [p for p in wanted if p.is_file()]
+    existing = [p for p in curve_files(run_dir) if p.is_file()]
     if existing and min(p.stat().st_mtime for p in existing) >= metrics.stat().st_mtime:
         return existing
     return plot_run(run_dir)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+AUTH_VARIABLE = "VLM_RL_DEMO_AUTH"
+"""The environment variable holding ``user:password`` lines when no --auth-file is given."""
 
 
 class DemoError(ValueError):
@@ -25,7 +30,7 @@ class DemoConfig:
     runs: tuple[Path, ...] = ()
     host: str = "127.0.0.1"
     port: int = 7860
-    auth: tuple[str, str] | None = None
+    auth: tuple[tuple[str, str], ...] = ()
     max_upload_mb: float = 50.0
     max_video_seconds: float = 120.0
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -48,11 +53,44 @@ class DemoConfig:
         return int(self.max_upload_mb * 2**20)
 
 
-def parse_auth(text: str | None) -> tuple[str, str] | None:
-    """``"user:pass"`` -> ``("user", "pass")``; DemoError when either part is empty."""
-    if text is None:
-        return None
-    user, sep, password = text.partition(":")
-    if not sep or not user or not password:
-        raise DemoError("--auth must look like user:password (both parts non-empty)")
-    return user, password
+def parse_credentials(text: str, where: str) -> tuple[tuple[str, str], ...]:
+    """``user:password`` lines (blank lines skipped, surrounding spaces ignored) as pairs.
+
+    DemoError naming `where` and the line (never its content) for a malformed line, a repeated user or no line.
+    """
+    pairs: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        user, sep, password = line.strip().partition(":")
+        if not sep or not user or not password:
+            raise DemoError(f"{where} line {number} must look like user:password (both parts non-empty)")
+        if user in pairs:
+            raise DemoError(f"{where} line {number} repeats the user {user}; give each user once")
+        pairs[user] = password
+    if not pairs:
+        raise DemoError(f"{where} holds no user:password line")
+    return tuple(pairs.items())
+
+
+def read_credentials(auth_file: str | os.PathLike[str] | None) -> tuple[tuple[str, str], ...]:
+    """The logins: the lines of `auth_file` when given, else of ``$VLM_RL_DEMO_AUTH``, else none (no login)."""
+    if auth_file:
+        path = Path(auth_file).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise DemoError(f"--auth-file {path} cannot be read ({err.strerror}); name a file of user:password lines") from None
+        return parse_credentials(text, f"--auth-file {path}")
+    text = os.environ.get(AUTH_VARIABLE, "")
+    return parse_credentials(text, f"${AUTH_VARIABLE}") if text.strip() else ()
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses: only this machine can connect."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

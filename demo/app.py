@@ -4,6 +4,8 @@
     gradio demo/app.py -- --model DIR                                    # serve it, restarting on source edits
     VLM_RL_DEMO_ARGS="--model DIR --host 0.0.0.0" python demo/app.py      # options from the environment (a Space)
 
+Off loopback, give it logins: ``VLM_RL_DEMO_AUTH`` (``user:password`` lines, e.g. a Space secret) or --auth-file.
+
 The options are those of `vlm-rl demo` (``python demo/app.py --help``); with none on the command line
 they are read from ``VLM_RL_DEMO_ARGS``. Started so, the module holds the app as ``demo``, the name
 ``gradio`` looks for. The app is `vlm_rl.demo.app.DemoApp`, the one `vlm-rl demo` serves; `build_demo`

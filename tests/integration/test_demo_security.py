@@ -46,15 +46,15 @@ def _serving(url: str) -> bool:
         return False
 
 
-def _login(port: int, password: str, source: str = "127.0.0.1") -> tuple[int, dict]:
-    """POST /login from the loopback address `source`; (status, headers)."""
+def _login(port: int, password: str, source: str = "127.0.0.1", cookie: str = "") -> tuple[int, http.client.HTTPMessage]:
+    """POST /login from the loopback address `source` (with a session `cookie` if given); (status, headers)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
     body = urllib.parse.urlencode({"username": "ann", "password": password})
-    connection.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    connection.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
     response = connection.getresponse()
     response.read()
     connection.close()
-    return response.status, dict(response.headers)
+    return response.status, response.headers
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,13 @@ def test_failed_logins_are_limited_per_client_address(demo):
     assert status == 429 and 0 < int(headers["retry-after"]) <= 60
     assert _login(port, PASSWORD, source="127.0.0.2")[0] == 429, "even the right password waits"
     assert _login(port, PASSWORD, source="127.0.0.1")[0] == 200, "another address is not held back"
+
+    status, headers = _login(port, PASSWORD, source="127.0.0.3")
+    session = "; ".join(c.split(";")[0] for c in headers.get_all("Set-Cookie"))
+    assert status == 200 and "access-token" in session
+    for _ in range(5):
+        assert _login(port, "wrong", source="127.0.0.3", cookie=session)[0] == 400
+    assert _login(port, "wrong", source="127.0.0.3", cookie=session)[0] == 429, "a session does not lift the limit"
 
 
 def test_launch_options_serve_exact_files_and_guard_the_login(tmp_path, capsys):

@@ -119,15 +119,17 @@ class LoginGuard:
         self.attempts = attempts or LoginAttempts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self._logged_in(scope):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        path, method = scope["path"].rstrip("/") or "/", scope.get("method")
+        if path == "/login" and method == "POST":  # counted with or without a session
+            return await self._login(scope, receive, send)
+        if self._logged_in(scope):
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
-        path, method = scope["path"].rstrip("/") or "/", scope["method"]
         if path == STARTUP_CHECK and method == "GET":
             return await self.app(scope, receive, send)
-        if path == "/login" and method == "POST":
-            return await self._login(scope, receive, send)
         if path == "/" and method in ("GET", "HEAD"):
             return await _respond(send, 200, LOGIN_PAGE.encode(), "text/html; charset=utf-8", head=method == "HEAD")
         body = json.dumps({"error": "log in first"}).encode()

@@ -26,4 +26,4 @@ def make_engine(
         return VLLMRolloutEngine(LocalVLLM(model_path, v, seed=seed, world_size=world_size), adapter)
     from vlm_rl.rollout.vllm_server import RemoteVLLM
 
-    return VLLMRolloutEngine(RemoteVLLM(v.server_url, timeout_s=v.timeout_s, chunk_mb=v.sync_chunk_mb), adapter)
+    return VLLMRolloutEngine(RemoteVLLM(v.server_url, timeout_s=v.timeout_s, chunk_mb=v.sync_chunk_mb, token_file=v.token_file), adapter)

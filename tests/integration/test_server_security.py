@@ -194,3 +194,18 @@ def test_vllm_serve_takes_a_token_file_never_a_token(capsys):
         build_parser().parse_args(["vllm-serve", "--help"])
     usage = capsys.readouterr().out
     assert "--token-file" in usage and "--token " not in usage and "VLM_RL_SERVER_TOKEN" in usage
+
+
+def test_the_trainer_engine_sends_the_token_of_rollout_vllm_token_file(serve, tmp_path, monkeypatch):
+    from vlm_rl.config import load_config
+    from vlm_rl.rollout.factory import make_engine
+
+    _, url, _ = serve(token=TOKEN)
+    monkeypatch.delenv("VLM_RL_SERVER_TOKEN", raising=False)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    overrides = ["rollout.engine=vllm-server", f"rollout.vllm.server_url={url}"]
+    with pytest.raises(VLLMServerError, match="401"):
+        make_engine(load_config(None, overrides).rollout, None, None, "tiny")
+    engine = make_engine(load_config(None, [*overrides, f"rollout.vllm.token_file={token_file}"]).rollout, None, None, "tiny")
+    assert engine.backend.token == TOKEN

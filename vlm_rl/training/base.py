@@ -114,9 +114,13 @@ class Trainer:
         existing one (unless trainer.overwrite), and pick the checkpoint to resume from, checked."""
         trainer = self.config.trainer
         self._lock = RunLock(self.run_dir)
-        if trainer.resume == "none":
-            check_fresh_start(self.run_dir, trainer.overwrite)
-        return find_resume_checkpoint(trainer.resume, self.checkpoint_dir)
+        try:
+            if trainer.resume == "none":
+                check_fresh_start(self.run_dir, trainer.overwrite)
+            return find_resume_checkpoint(trainer.resume, self.checkpoint_dir)
+        except BaseException:
+            self.release_run_folder()
+            raise
 
     def _start_run_folder(self) -> None:
         """Process 0, once the model and states are loaded: clear what this run replaces."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_run import TINY_RUN
 
 from vlm_rl.config import load_config
 from vlm_rl.training.metrics_log import RunLogger
@@ -173,3 +175,25 @@ def test_a_torn_last_line_is_dropped_with_a_warning_and_a_bad_line_inside_is_an_
     metrics.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
     with pytest.raises(RunFolderError, match=r"metrics.jsonl:2: not a logged row"):
         RunLogger(tmp_path).truncate_after(2)
+
+
+@pytest.mark.slow
+def test_with_two_processes_a_held_folder_stops_every_process_with_the_same_line(tiny_model_dir, synthetic_data, tmp_path, repo_root):
+    """Only process 0 takes the lock; its refusal reaches the other process instead of leaving it waiting."""
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        env = {**os.environ, "NUM_PROCESSES": "2", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        proc = subprocess.run(
+            ["bash", "scripts/train_grpo.sh", "configs/quickstart_grpo.yaml", f"output_dir={run_dir}",
+             f"model.path={tiny_model_dir}", f"data.train_files=[{synthetic_data.train_path}]", "data.eval_files=[]",
+             *TINY_RUN],
+            cwd=repo_root, env=env, capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode != 0
+    refusals = [line for line in proc.stderr.splitlines() if line.startswith("vlm-rl train: error:")]
+    assert len(refusals) == 2 and all(f"in use by another run: pid {holder.pid}" in line for line in refusals), proc.stderr[-3000:]

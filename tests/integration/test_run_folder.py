@@ -91,6 +91,8 @@ def test_a_released_lock_leaves_the_folder_as_it_found_it(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(RunFolderError, match="a-file is a file, not a folder"):
         RunLock(tmp_path / "a-file")
+    with pytest.raises(RunFolderError, match="run is inside .*a-file, which is a file, not a folder"):
+        RunLock(tmp_path / "a-file" / "run")
 
 
 @pytest.mark.slow

@@ -39,8 +39,10 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path) -> None:
-        if run_dir.exists() and not run_dir.is_dir():
-            raise RunFolderError(f"output_dir {run_dir} is a file, not a folder: choose another output_dir")
+        for folder in (run_dir, *run_dir.parents):
+            if folder.exists() and not folder.is_dir():
+                where = "" if folder == run_dir else f" is inside {folder}, which"
+                raise RunFolderError(f"output_dir {run_dir}{where} is a file, not a folder: choose another output_dir")
         created = None if run_dir.is_dir() else run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / LOCK_FILE

@@ -10,6 +10,10 @@ bash scripts/setup_env.sh
 export PATH="$PWD/.venv/bin:$PATH" TOKENIZERS_PARALLELISM=false
 out=${QUICKSTART_DIR:-runs/quickstart}
 seed=${QUICKSTART_SEED:-0}
+if [ -e "$out/sft" ] || [ -e "$out/grpo" ]; then
+    echo "quickstart.sh: $out already holds a quickstart run; remove it, or choose another folder with QUICKSTART_DIR=DIR" >&2
+    exit 2
+fi
 if [ "${QUICKSTART_SCALE:-full}" = smoke ]; then
     n_train=64 n_test=32 sft=(trainer.steps=20) grpo=(trainer.steps=4)
 else

@@ -65,3 +65,13 @@ def test_smoke_quickstart_runs_end_to_end_and_prints_the_table(tmp_path):
         assert (out / stage / "metrics.jsonl").stat().st_size > 0, stage
         assert json.loads((out / stage / "final" / "train_summary.json").read_text())["stage"] == stage
     assert "total wall time" in proc.stdout
+
+
+def test_a_second_quickstart_into_the_same_folder_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "quickstart"
+    (out / "sft").mkdir(parents=True)
+    env = {**os.environ, "QUICKSTART_SCALE": "smoke", "QUICKSTART_DIR": str(out)}
+    proc = subprocess.run(["bash", "scripts/quickstart.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert f"{out} already holds a quickstart run" in proc.stderr and "QUICKSTART_DIR" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["sft"], "nothing was written"

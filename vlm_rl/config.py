@@ -398,7 +398,11 @@ class TrainerConfig:
     eval_limit: int | None = _f(None, "Evaluate on at most N held-out records.", ge=1)
     save_every: int = _f(0, "Write a checkpoint every N steps (0 = only at the end).", ge=0)
     keep_checkpoints: int = _f(2, "Checkpoints kept on disk (oldest are deleted).", ge=1)
-    resume: str = _f("none", "'auto' continues from the newest complete checkpoint, 'none' starts fresh, or a checkpoint path.")
+    resume: str = _f(
+        "none",
+        "'auto' continues from the newest good checkpoint (damaged ones are skipped with a message), 'none' starts "
+        "fresh (refused where output_dir holds a run, unless trainer.overwrite), or a checkpoint path.",
+    )
     overwrite: bool = _f(
         False, "A fresh run (resume=none) into an output_dir that holds a run removes that run's files first; off = refuse."
     )

@@ -27,7 +27,8 @@ from vlm_rl.demo.login_guard import LoginAttempts
 from vlm_rl.demo.path_guard import PathGuard
 from vlm_rl.demo.prompting import THINK_OR_NOT_SYSTEM, PromptSettings, build_sample, parse_options
 from vlm_rl.demo.runs import curve_files, find_runs, logged_samples, run_curves
-from vlm_rl.demo.settings import DemoConfig, DemoError, is_loopback, parse_credentials, read_credentials
+from vlm_rl.demo.settings import DemoConfig, DemoError, parse_credentials, read_credentials
+from vlm_rl.network import is_loopback
 from vlm_rl.demo.uploads import check_upload, media_kind
 from vlm_rl.media import MediaError, VideoSampling, read_video
 from vlm_rl.rewards import extract_think, find_answer

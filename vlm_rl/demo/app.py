@@ -29,9 +29,10 @@ from vlm_rl.demo.model_runner import Completions, DemoModel, PreparedPrompt
 from vlm_rl.demo.path_guard import PathGuard
 from vlm_rl.demo.prompting import PROMPT_MODES, WORDINGS, PromptSettings, build_sample
 from vlm_rl.demo.runs import curve_files, find_runs, logged_samples, run_curves
-from vlm_rl.demo.settings import AUTH_VARIABLE, DemoConfig, DemoError, is_loopback
+from vlm_rl.demo.settings import AUTH_VARIABLE, DemoConfig, DemoError
 from vlm_rl.demo.uploads import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_upload
 from vlm_rl.media import MediaError
+from vlm_rl.network import is_loopback
 
 USER_FACING = (DemoError, MediaError, ValueError)
 """Errors shown in the status line as one sentence (bad upload, bad setting); anything else is a bug."""

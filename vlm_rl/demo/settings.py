@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
 
 AUTH_VARIABLE = "VLM_RL_DEMO_AUTH"
 """The environment variable holding ``user:password`` lines when no --auth-file is given."""
@@ -84,13 +82,3 @@ def read_credentials(auth_file: str | os.PathLike[str] | None) -> tuple[tuple[st
         return parse_credentials(text, f"--auth-file {path}")
     text = os.environ.get(AUTH_VARIABLE, "")
     return parse_credentials(text, f"${AUTH_VARIABLE}") if text.strip() else ()
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses: only this machine can connect."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -20,7 +20,6 @@ request at a time (it is not re-entrant).
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import os
 import re
@@ -38,6 +37,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from vlm_rl.config import ConfigError, VLLMConfig
+from vlm_rl.network import is_loopback
 from vlm_rl.rollout.vllm_engine import VLLMBackend
 from vlm_rl.rollout.vllm_requests import Completion, decode_request, encode_request
 from vlm_rl.rollout.weight_sync import chunks
@@ -86,16 +86,6 @@ def body_cap_bytes(cfg: VLLMConfig) -> int:
     """The largest request body the server reads: rollout.vllm.max_body_mb, else sync_chunk_mb + headroom."""
     mb = cfg.max_body_mb if cfg.max_body_mb is not None else cfg.sync_chunk_mb + BODY_HEADROOM_MB
     return mb * 2**20
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses: only this machine can connect."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def make_server(

@@ -23,7 +23,7 @@ from vlm_rl.rollout.factory import make_engine
 from vlm_rl.rollout.weight_sync import checkpoint_tensors
 from vlm_rl.training.base import Trainer
 from vlm_rl.training.groups import Groups, StepBatch
-from vlm_rl.training.loss_parts import LossPart
+from vlm_rl.training.loss_parts import LossPart, group_micro_batches
 from vlm_rl.training.method_list import build_methods
 from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.policy_update import PolicyUpdate
@@ -194,18 +194,11 @@ class GRPOTrainer(Trainer):
         return Groups.concat(kept) if kept else groups, stats
 
     def _micro_batches(self, prompts: Sequence[PromptInputs], rollouts: Rollouts, groups: Sequence[int] | None = None):
-        """(Batch, row indices) per micro-batch of whole groups (all, or `groups`), so no group is split."""
-        n, size = self.sampling.n, self.config.trainer.micro_batch_prompts
-        groups = list(range(len(prompts))) if groups is None else list(groups)
-        chunks = []
-        for start in range(0, len(groups), size):
-            chosen = groups[start : start + size]
-            rows = torch.cat([torch.nonzero(rollouts.group_ids == g).flatten() for g in chosen])
-            batch = self.adapter.collate([prompts[g] for g in chosen], n, [rollouts.completion_ids[r] for r in rows.tolist()])
-            if self.config.algo.mask_truncated:
-                batch.completion_mask[torch.tensor([rollouts.truncated[r] for r in rows.tolist()])] = 0.0
-            chunks.append((batch, rows))
-        return chunks
+        cfg = self.config
+        return group_micro_batches(
+            self.adapter, prompts, rollouts, group_size=self.sampling.n, groups_per_batch=cfg.trainer.micro_batch_prompts,
+            mask_truncated=cfg.algo.mask_truncated, groups=groups,
+        )
 
     def _sync_engine_weights(self) -> None:
         """Give the rollout engine the policy's weights: every process its own engine, or the main process

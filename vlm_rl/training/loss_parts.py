@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from vlm_rl.models.adapter import Batch
+from vlm_rl.models.adapter import Batch, PromptInputs, QwenVLAdapter
+from vlm_rl.rollout import Rollouts
 
 
 @dataclass(frozen=True)
@@ -25,3 +27,27 @@ class LossPart:
     rewards: torch.Tensor
     rows: torch.Tensor | None = None
     old_logps: torch.Tensor | None = None
+
+
+def group_micro_batches(
+    adapter: QwenVLAdapter,
+    prompts: Sequence[PromptInputs],
+    rollouts: Rollouts,
+    *,
+    group_size: int,
+    groups_per_batch: int,
+    mask_truncated: bool,
+    groups: Sequence[int] | None = None,
+) -> list[tuple[Batch, torch.Tensor]]:
+    """(Batch, row indices) per micro-batch of ``groups_per_batch`` whole groups (all, or ``groups``), so no
+    group is split; with ``mask_truncated`` (DAPO's overlong masking) truncated completions get no loss."""
+    groups = list(range(len(prompts))) if groups is None else list(groups)
+    chunks = []
+    for start in range(0, len(groups), groups_per_batch):
+        chosen = groups[start : start + groups_per_batch]
+        rows = torch.cat([torch.nonzero(rollouts.group_ids == g).flatten() for g in chosen])
+        batch = adapter.collate([prompts[g] for g in chosen], group_size, [rollouts.completion_ids[r] for r in rows.tolist()])
+        if mask_truncated:
+            batch.completion_mask[torch.tensor([rollouts.truncated[r] for r in rows.tolist()])] = 0.0
+        chunks.append((batch, rows))
+    return chunks

@@ -180,3 +180,34 @@ def is_tw_think_answer(text: str) -> bool:
 def is_answer_only(text: str) -> bool:
     """The no-think format rule: all of `text` is one answer block whose content holds no think or answer tag."""
     return _ANSWER_ONLY.fullmatch(text) is not None
+
+
+ACTION_BLOCK = re.compile(f"<({TOOL_CALL}|{ANSWER})>(.*?)</\\1>", re.DOTALL)
+"""The first complete ``<tool_call>…</tool_call>`` or ``<answer>…</answer>`` block, whichever comes first;
+group 1 is the tag name, group 2 the content, verbatim."""
+
+
+def kept_turn_span(text: str) -> tuple[int, int]:
+    """Character span ``[start, end)`` of the part of one generated turn that a multi-turn rollout keeps.
+
+    TimeSearch-R's rule (arXiv 2511.05489): start at the last ``<think>`` (at 0 when there is none), then end
+    right after the first ``</tool_call>`` from there, else after the first ``</answer>``, else at the end.
+    """
+    start = max(text.rfind(THINK_OPEN), 0)
+    for close in (TOOL_CALL_CLOSE, ANSWER_CLOSE):
+        index = text.find(close, start)
+        if index >= 0:
+            return start, index + len(close)
+    return start, len(text)
+
+
+def cut_turn(text: str) -> str:
+    """The kept part of one generated turn (see `kept_turn_span`)."""
+    start, end = kept_turn_span(text)
+    return text[start:end]
+
+
+def find_action(text: str) -> tuple[str, str] | None:
+    """``(TOOL_CALL or ANSWER, content stripped)`` of the first complete action block; ``None`` when there is none."""
+    found = ACTION_BLOCK.search(text)
+    return None if found is None else (found.group(1), found.group(2).strip())

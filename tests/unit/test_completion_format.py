@@ -261,3 +261,41 @@ def test_tag_pattern() -> None:
     assert both.sub("|", "<Answer>b</ANSWER>") == "<Answer>b</ANSWER>"
     assert tag_pattern(THINK, ANSWER, ignore_case=True).sub("|", "<Answer>b</ANSWER>") == "|b|"
     assert tag_pattern(TOOL_CALL).findall("<tool_call>x</tool_call><answer>") == ["<tool_call>", "</tool_call>"]
+
+
+from data_pipelines.completion_format import ACTION_BLOCK, cut_turn, find_action, kept_turn_span  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("<think>a</think><tool_call>{}</tool_call> more", "<think>a</think><tool_call>{}</tool_call>"),
+        ("<think>a</think><answer>B</answer><think>", "<think>"),
+        ("x<think>a</think><think>b</think><answer>B</answer>y", "<think>b</think><answer>B</answer>"),
+        ("<answer>B</answer><tool_call>{}</tool_call>z", "<answer>B</answer><tool_call>{}</tool_call>"),
+        ("<tool_call>{}</tool_call><answer>B</answer>", "<tool_call>{}</tool_call>"),
+        ("no tags at all", "no tags at all"),
+        ("<answer>B", "<answer>B"),
+        ("", ""),
+    ],
+)
+def test_cut_turn(text: str, kept: str) -> None:
+    assert cut_turn(text) == kept
+    start, end = kept_turn_span(text)
+    assert text[start:end] == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("<think>t</think><tool_call> {\"a\": 1} </tool_call>", (TOOL_CALL, '{"a": 1}')),
+        ("<answer> B </answer><tool_call>{}</tool_call>", (ANSWER, "B")),
+        ("<tool_call>{}</tool_call><answer>B</answer>", (TOOL_CALL, "{}")),
+        ("<tool_call>{}</answer>", None),
+        ("<answer>B", None),
+        ("<think>t</think>", None),
+    ],
+)
+def test_find_action(text: str, action: tuple[str, str] | None) -> None:
+    assert find_action(text) == action
+    assert (ACTION_BLOCK.search(text) is None) is (action is None)

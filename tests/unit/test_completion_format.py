@@ -6,6 +6,7 @@ import pytest
 
 from data_pipelines import thought_dropout
 from data_pipelines.completion_format import (
+    ACTION_BLOCK,
     ANSWER,
     ANSWER_BLOCK,
     ANSWER_OPEN,
@@ -20,14 +21,17 @@ from data_pipelines.completion_format import (
     answer_content_span,
     before_first_answer,
     before_last_answer,
+    cut_turn,
     extract_answer,
     extract_think,
+    find_action,
     find_answer,
     find_tool_call,
     is_answer_only,
     is_empty_thought,
     is_think_answer,
     is_tw_think_answer,
+    kept_turn_span,
     open_block_content,
     remove_answer_blocks,
     tag_pattern,
@@ -263,7 +267,6 @@ def test_tag_pattern() -> None:
     assert tag_pattern(TOOL_CALL).findall("<tool_call>x</tool_call><answer>") == ["<tool_call>", "</tool_call>"]
 
 
-from data_pipelines.completion_format import ACTION_BLOCK, cut_turn, find_action, kept_turn_span  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,15 @@ from vlm_rl.algorithms.aggregation import (
     token_mean,
 )
 from vlm_rl.algorithms.care import answer_span_confidence, care_bonus, ema_update_, should_update_ema
+from vlm_rl.algorithms.csv_reward import (
+    CSV_REWARD_WEIGHTS,
+    CsvReward,
+    completeness_score,
+    csv_reward,
+    round_up_only,
+    single_answer_accuracy,
+    temporal_iou,
+)
 from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator, KLFn, kl_k1, kl_k2, kl_k3
 from vlm_rl.algorithms.losses import LOSSES, Loss, LossFn, LossInputs, LossOutput, LossSettings
 from vlm_rl.algorithms.policy_loss import PolicyLossOutput, clipped_surrogate, gspo
@@ -71,12 +80,14 @@ def get_aggregation_fn(name: str | Enum) -> AggregationFn:
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "AGGREGATIONS",
+    "CSV_REWARD_WEIGHTS",
     "KL_ESTIMATORS",
     "LOSSES",
     "TOKEN_WEIGHTINGS",
     "AdvantageEstimator",
     "AdvantageFn",
     "AggregationFn",
+    "CsvReward",
     "GroupMoments",
     "GroupStats",
     "KLEstimator",
@@ -95,6 +106,8 @@ __all__ = [
     "answer_span_confidence",
     "care_bonus",
     "clipped_surrogate",
+    "completeness_score",
+    "csv_reward",
     "dr_grpo_advantages",
     "ema_update_",
     "get_advantage_fn",
@@ -112,11 +125,14 @@ __all__ = [
     "kl_k3",
     "micro_batch_share",
     "reg_grpo_loss",
+    "round_up_only",
     "seq_mean_token_mean",
     "seq_mean_token_sum_norm",
     "sequence_logp",
     "should_update_ema",
+    "single_answer_accuracy",
     "temporal_contrast_bonus",
+    "temporal_iou",
     "token_mean",
     "tw_grpo_token_weights",
     "tw_grpo_token_weights_chunked",

@@ -59,8 +59,8 @@ def single_answer_accuracy(answer_scores: Tensor, num_answers: Tensor) -> Tensor
     """Accuracy ``[N]``: the answer's score when the rollout gave exactly one ``<answer>``, else 0.
 
     Args:
-        answer_scores: ``[N]`` type-specific scores in [0, 1] of each rollout's answer (any value
-            where the rollout has no single answer; it is ignored there).
+        answer_scores: ``[N]`` type-specific scores in [0, 1] of each rollout's answer (ignored,
+            though still checked, where the rollout has no single answer).
         num_answers: ``[N]`` integer count of assistant turns holding an ``<answer>``.
     """
     scores = _check_scores("answer_scores", answer_scores)

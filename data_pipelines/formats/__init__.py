@@ -9,6 +9,7 @@ from typing import Any
 
 from data_pipelines.formats.mmvu import load_mmvu
 from data_pipelines.formats.seed_bench_r1 import load_seed_bench_r1
+from data_pipelines.formats.timesearch_r import load_timesearch_r
 from data_pipelines.formats.video_r1 import load_dataset_files, load_samples
 from data_pipelines.record_files import iter_records
 from data_pipelines.schema import RecordError, Sample
@@ -17,6 +18,7 @@ READERS: dict[str, Callable[..., list[Sample]]] = {
     "video_r1": load_samples,
     "seed_bench_r1": load_seed_bench_r1,
     "mmvu": load_mmvu,
+    "timesearch_r": load_timesearch_r,
 }
 """Record format → reader; every reader takes ``(path, *, media_root=None, limit=None, ...)``."""
 
@@ -30,7 +32,8 @@ def record_format(record: Any) -> str | None:
 
     Checked in this order: ``problem_type`` (or TW-GRPO's ``problem`` + ``solution``) means Video-R1;
     SEED-Bench-R1's own fields mean SEED-Bench-R1 (training or validation, told apart by
-    ``golden_choice_idx`` in its reader); ``question_type`` + ``choices`` mean MMVU.
+    ``golden_choice_idx`` in its reader); ``question_type`` + ``choices`` mean MMVU; ``question`` +
+    ``target`` mean TimeSearch-R.
     """
     if not isinstance(record, dict):
         return None
@@ -40,6 +43,8 @@ def record_format(record: Any) -> str | None:
         return "seed_bench_r1"
     if {"question_type", "choices"} <= record.keys():
         return "mmvu"
+    if {"question", "target"} <= record.keys():
+        return "timesearch_r"
     return None
 
 
@@ -64,7 +69,7 @@ def load_benchmark_samples(
         raise RecordError(
             f"{label}: unknown record shape ({keys}); expected Video-R1 (problem_type or problem + solution), "
             "SEED-Bench-R1 (golden_choice_idx, negative_answers, task_progress_metadata or "
-            "current_observation_basename) or MMVU (question_type + choices)"
+            "current_observation_basename), MMVU (question_type + choices) or TimeSearch-R (question + target)"
         )
     reader = READERS[name]
     unknown = sorted(reader_kwargs.keys() - inspect.signature(reader).parameters.keys())
@@ -80,5 +85,6 @@ __all__ = [
     "load_mmvu",
     "load_samples",
     "load_seed_bench_r1",
+    "load_timesearch_r",
     "record_format",
 ]

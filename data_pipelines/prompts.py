@@ -35,6 +35,8 @@ TYPE_TEMPLATES: dict[str, str] = {
     "free-form": " Please provide your text answer within the <answer> </answer> tags.",
     "regression": " Please provide the numerical value (e.g., 42 or 3.14) within the <answer> </answer> tags.",
     "multi-answer": " Please provide all correct option letters separated by , within the <answer> </answer> tags.",
+    "grounding": ' Please provide the start and end time in seconds as {"start_time": s, "end_time": e} within the <answer> </answer> tags.',
+    "sequence": " Please provide the order of the events as their indices, e.g. (b)(a)(c), within the <answer> </answer> tags.",
 }
 
 SHORT_TYPE_TEMPLATES: dict[str, str] = {
@@ -44,6 +46,8 @@ SHORT_TYPE_TEMPLATES: dict[str, str] = {
     "free-form": " Give a short answer.",
     "regression": " Give a number.",
     "multi-answer": " Give all letters, separated by ,.",
+    "grounding": ' Give {"start_time": s, "end_time": e} in seconds.',
+    "sequence": " Give the order, e.g. (b)(a)(c).",
 }
 
 _MMVU_QUESTION = "\nQuestion: {Question}\n"

@@ -14,8 +14,11 @@ PROBLEM_TYPES: tuple[str, ...] = (
     "free-form",
     "regression",
     "multi-answer",
+    "grounding",
+    "sequence",
 )
-"""Problem types of the Video-R1 record format, plus TW-GRPO's multi-answer multiple choice."""
+"""Problem types of the Video-R1 record format, TW-GRPO's multi-answer multiple choice, and TimeSearch-R's
+temporal grounding (a time span as ``{"start_time": s, "end_time": e}``) and event order (``(b)(a)(c)``)."""
 
 DataType = Literal["video", "image", "text"]
 

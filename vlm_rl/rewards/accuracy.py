@@ -7,12 +7,16 @@ Every scorer takes the already extracted answer strings ``(completion_answer, gr
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
+import torch
+
 from data_pipelines.completion_format import extract_answer, find_answer
+from vlm_rl.algorithms.csv_reward import temporal_iou
 from vlm_rl.rewards.answers import split_letters
 
 if TYPE_CHECKING:
@@ -22,7 +26,9 @@ AnswerScorer = Callable[[str, str], float]
 McMode = Literal["strict", "lenient"]
 MultiMode = Literal["soft", "strict"]
 
-PROBLEM_TYPES: tuple[str, ...] = ("multiple choice", "numerical", "OCR", "free-form", "regression", "multi-answer")
+PROBLEM_TYPES: tuple[str, ...] = (
+    "multiple choice", "numerical", "OCR", "free-form", "regression", "multi-answer", "grounding", "sequence"
+)
 
 _OPTION_LETTER_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])")
 _ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -148,7 +154,37 @@ def multi_answer_strict_reward(completion_answer: str, ground_truth: str) -> flo
     return 1.0 if multi_answer_reward(completion_answer, ground_truth) == 1.0 else 0.0
 
 
+def _time_span(text: str) -> tuple[float, float] | None:
+    """``{"start_time": s, "end_time": e}`` (JSON) as floats, or None when it is not such a span."""
+    try:
+        span = json.loads(text)
+        return float(span["start_time"]), float(span["end_time"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def grounding_reward(completion_answer: str, ground_truth: str) -> float:
+    """TimeSearch-R temporal grounding: the IoU of the predicted and true time spans (0 when the prediction is
+    not a span ``{"start_time": s, "end_time": e}`` or is not a valid interval)."""
+    predicted, gold = _time_span(completion_answer), _time_span(ground_truth)
+    if predicted is None or gold is None:
+        return 0.0
+    return float(temporal_iou(torch.tensor(predicted, dtype=torch.float64), torch.tensor(gold, dtype=torch.float64)))
+
+
+_SEQUENCE_INDEX = re.compile(r"\(\s*([a-z])\s*\)", re.IGNORECASE)
+
+
+def sequence_reward(completion_answer: str, ground_truth: str) -> float:
+    """TimeSearch-R event order: 1 iff the predicted indices ``(b)(a)(c)`` equal the true ones, in order."""
+    predicted = [i.lower() for i in _SEQUENCE_INDEX.findall(completion_answer)]
+    gold = [i.lower() for i in _SEQUENCE_INDEX.findall(ground_truth)]
+    return 1.0 if gold and predicted == gold else 0.0
+
+
 _SCORERS: dict[str, AnswerScorer] = {
+    "grounding": grounding_reward,
+    "sequence": sequence_reward,
     "numerical": numerical_reward,
     "OCR": ocr_reward,
     "free-form": free_form_reward,

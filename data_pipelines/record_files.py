@@ -10,11 +10,43 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from data_pipelines.schema import RecordError
+from data_pipelines.schema import RecordError, Sample
+
+
+SampleConverter = Callable[[Any, str, str, Path, dict[Path, int]], "Sample | None"]
+"""``convert(record, label, origin, media_root, sizes) -> Sample`` (None leaves the record out)."""
+
+
+def read_samples(
+    path: str | Path, convert: SampleConverter, *, media_root: str | Path | None, limit: int | None, kind: str = ""
+) -> list[Sample]:
+    """The first `limit` (default all) samples `convert` makes of the records of `path`.
+
+    Media paths are taken under `media_root` (default: the file's folder); `sizes` caches the checked size
+    of each media file across records. `Sample.origin` is ``"<path>#<n>"``. RecordError when no record
+    gives a sample (`kind`, e.g. ``"multiple-choice"``, names what was kept).
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of records or None, got {limit}")
+    path = Path(path)
+    root = Path(media_root) if media_root is not None else path.parent
+    sizes: dict[Path, int] = {}
+    samples: list[Sample] = []
+    for label, index, record in iter_records(path):
+        sample = convert(record, label, f"{path}#{index}", root, sizes)
+        if sample is None:
+            continue
+        samples.append(sample)
+        if limit is not None and len(samples) >= limit:
+            break
+    if not samples:
+        kept = f" {kind}" if kind else ""
+        raise RecordError(f"{path}: the dataset has no{kept} records; point the loader at a file with at least one record")
+    return samples
 
 
 def iter_records(path: Path) -> Iterator[tuple[str, int, Any]]:

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from data_pipelines.completion_format import answer_block
-from data_pipelines.record_files import checked_media_file, iter_records, kind, media_path, required_text, short
+from data_pipelines.record_files import checked_media_file, kind, media_path, read_samples, required_text, short
 from data_pipelines.schema import RecordError, Sample
 
 QUESTION_TYPES: dict[str, str] = {"multiple-choice": "multiple choice", "open-ended": "free-form"}
@@ -64,13 +64,8 @@ def load_mmvu(
     ``"<path>#<n>"`` as in `load_samples`. Raises RecordError (one line naming file, record and
     field) on the first unusable record, and on a file with no records.
     """
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of records or None, got {limit}")
-    path = Path(path)
-    root = Path(media_root) if media_root is not None else path.parent
-    sizes: dict[Path, int] = {}
-    samples: list[Sample] = []
-    for label, index, record in iter_records(path):
+
+    def convert(record: Any, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample | None:
         if not isinstance(record, dict):
             raise RecordError(
                 f"{label}: expected a JSON object with question, question_type, choices, answer and video, "
@@ -78,14 +73,11 @@ def load_mmvu(
             )
         problem_type = _problem_type(record, label)
         if multiple_choice_only and problem_type != "multiple choice":
-            continue
-        samples.append(_to_sample(record, problem_type, label=label, origin=f"{path}#{index}", root=root, sizes=sizes))
-        if limit is not None and len(samples) >= limit:
-            break
-    if not samples:
-        kept = " multiple-choice" if multiple_choice_only else ""
-        raise RecordError(f"{path}: the dataset has no{kept} records; point the loader at a file with at least one")
-    return samples
+            return None
+        return _to_sample(record, problem_type, label=label, origin=origin, root=root, sizes=sizes)
+
+    kept = "multiple-choice" if multiple_choice_only else ""
+    return read_samples(path, convert, media_root=media_root, limit=limit, kind=kept)
 
 
 def _problem_type(record: dict[str, Any], label: str) -> str:

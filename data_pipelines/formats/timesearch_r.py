@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from data_pipelines.completion_format import answer_block
-from data_pipelines.record_files import checked_media_file, iter_records, kind, media_path, required_text, short
+from data_pipelines.record_files import checked_media_file, kind, media_path, read_samples, required_text, short
 from data_pipelines.schema import RecordError, Sample
 
 TYPES: dict[str, str] = {
@@ -59,19 +59,11 @@ def load_timesearch_r(
     `Sample.origin` is ``"<path>#<n>"`` as in the other readers. Raises RecordError (one line naming
     the file, the record and the field) on the first unusable record, and on a file with no records.
     """
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of records or None, got {limit}")
-    path = Path(path)
-    root = Path(media_root) if media_root is not None else path.parent
-    sizes: dict[Path, int] = {}
-    samples: list[Sample] = []
-    for label, index, record in iter_records(path):
-        samples.append(_to_sample(record, label=label, origin=f"{path}#{index}", root=root, sizes=sizes))
-        if limit is not None and len(samples) >= limit:
-            break
-    if not samples:
-        raise RecordError(f"{path}: the dataset has no records; point the loader at a file with at least one")
-    return samples
+
+    def convert(record: Any, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample:
+        return _to_sample(record, label=label, origin=origin, root=root, sizes=sizes)
+
+    return read_samples(path, convert, media_root=media_root, limit=limit)
 
 
 def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample:

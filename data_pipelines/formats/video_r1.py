@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from data_pipelines.completion_format import find_answer
-from data_pipelines.record_files import checked_media_file, iter_records, kind, media_path, required_text, short
+from data_pipelines.record_files import checked_media_file, kind, media_path, read_samples, required_text, short
 from data_pipelines.schema import (
     MEDIA_OVERRIDE_KEYS,
     PROBLEM_TYPES,
@@ -61,21 +61,15 @@ def load_samples(
     line number for ``.jsonl``. Raises RecordError (one line naming file, record and field) on the
     first unusable record, and on a file with no records.
     """
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of records or None, got {limit}")
-    path = Path(path)
-    root = Path(media_root) if media_root is not None else path.parent
-    sizes: dict[Path, int] = {}
-    samples: list[Sample] = []
     frame_rows: dict[str, int] = {"video": 0, "image": 0}
-    for label, index, record in iter_records(path):
-        samples.append(_to_sample(record, label=label, origin=f"{path}#{index}", root=root, sizes=sizes))
+
+    def convert(record: Any, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample:
+        sample = _to_sample(record, label=label, origin=origin, root=root, sizes=sizes)
         if isinstance(record, dict) and record.get("data_type") == "frame":
-            frame_rows[samples[-1].data_type] += 1
-        if limit is not None and len(samples) >= limit:
-            break
-    if not samples:
-        raise RecordError(f"{path}: the dataset has no records; point the loader at a file with at least one record")
+            frame_rows[sample.data_type] += 1
+        return sample
+
+    samples = read_samples(path, convert, media_root=media_root, limit=limit)
     if any(frame_rows.values()):
         log.warning(
             "%s: %d data_type 'frame' rows read as video (their path is a video file), %d as frame lists "

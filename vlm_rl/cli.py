@@ -136,14 +136,21 @@ def _make_tiny_model(args: argparse.Namespace) -> None:
 
 def _make_data(args: argparse.Namespace) -> None:
     from data_pipelines.synthetic.generator import make_dataset
+    from data_pipelines.synthetic.needle import NeedleSettings
     from data_pipelines.synthetic.scenes import Difficulty
 
     difficulty = Difficulty(
         frames=args.frames, size=args.size, fps=args.fps, distractors=args.distractors, speed=args.speed
     )
+    needle = NeedleSettings(
+        frames=args.needle_frames, preview_frames=args.needle_preview_frames, distractors=args.needle_distractors
+    )
     tasks = args.tasks.split(",") if args.tasks else None
     kwargs = {"tasks": tasks} if tasks else {}
-    data = make_dataset(args.out_dir, n_train=args.n_train, n_test=args.n_test, seed=args.seed, difficulty=difficulty, **kwargs)
+    data = make_dataset(
+        args.out_dir, n_train=args.n_train, n_test=args.n_test, seed=args.seed, difficulty=difficulty, needle=needle,
+        **kwargs,
+    )
     print(f"wrote {data.train_path} and {data.test_path}")
 
 
@@ -319,12 +326,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=2000)
     p.add_argument("--n-test", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tasks", help="comma-separated subset of: color,direction,count,order,colors_present")
+    p.add_argument(
+        "--tasks",
+        help="comma-separated subset of: color,direction,count,order,colors_present (the default), "
+        "and the opt-in needle (a brief event in a long clip, for frame search)",
+    )
     p.add_argument("--frames", type=int, default=4, help="frames per clip")
     p.add_argument("--size", type=int, default=56, help="frame width and height in pixels")
     p.add_argument("--fps", type=float, default=4.0)
     p.add_argument("--distractors", type=int, default=0, help="extra static objects per clip")
     p.add_argument("--speed", type=float, default=1.0, help="motion speed multiplier")
+    p.add_argument("--needle-frames", type=int, default=96, help="needle clips: frames per clip (64-256, at 8 fps)")
+    p.add_argument(
+        "--needle-preview-frames", type=int, default=8,
+        help="needle clips: the event never falls on a frame of a uniform preview of this many frames (even)",
+    )
+    p.add_argument("--needle-distractors", type=int, default=3, help="needle clips: static shapes on every frame")
     p.set_defaults(func=_make_data)
 
     data = sub.add_parser("data", help="offline data pipelines over record files").add_subparsers(dest="verb", required=True)

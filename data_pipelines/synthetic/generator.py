@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +16,13 @@ from typing import Any
 import numpy as np
 
 from data_pipelines.synthetic.mp4 import write_mp4
+from data_pipelines.synthetic.needle import NEEDLE_KINDS, NeedleSettings, make_needle_clip
 from data_pipelines.synthetic.scenes import Difficulty, TaskInstance, make_instance
-from data_pipelines.synthetic.vocabulary import TASKS
+from data_pipelines.synthetic.vocabulary import NEEDLE_TASK, TASKS
 
 SPLITS: tuple[str, ...] = ("train", "test")
+KNOWN_TASKS: tuple[str, ...] = (*TASKS, NEEDLE_TASK)
+"""Every task `make_dataset` can write; the default is TASKS, the needle task is opt-in."""
 _MAX_REDRAWS = 100
 
 
@@ -42,6 +45,7 @@ def make_dataset(
     seed: int = 0,
     tasks: Sequence[str] = TASKS,
     difficulty: Difficulty = Difficulty(),
+    needle: NeedleSettings = NeedleSettings(),
 ) -> SyntheticDataset:
     """Generate `n_train` + `n_test` clips into `out_dir`: ``videos/``, ``{train,test}.json``, ``dataset_info.json``.
 
@@ -49,15 +53,21 @@ def make_dataset(
     split draws from its own seed stream ``(seed, split, i)``: the output is a pure function of the
     arguments, and a test clip whose frames equal any train clip's is redrawn from the next stream.
     Clips are encoded on a small thread pool (PyAV releases the GIL while encoding).
+
+    Needle clips (task ``needle``, see `needle.py`) take their length, rate and preview from `needle` and
+    their frame and object size from `difficulty`; their question kinds go round-robin over a split's
+    needle clips, and their records carry the event, duration and search trace besides the Video-R1 keys.
     """
     tasks = tuple(tasks)
-    unknown = [t for t in tasks if t not in TASKS]
+    unknown = [t for t in tasks if t not in KNOWN_TASKS]
     if not tasks or unknown or len(set(tasks)) != len(tasks):
-        raise ValueError(f"tasks must be distinct names from {TASKS}, got {list(tasks)}")
+        raise ValueError(f"tasks must be distinct names from {KNOWN_TASKS}, got {list(tasks)}")
     if n_train < 0 or n_test < 0:
         raise ValueError(f"n_train and n_test must be >= 0, got {n_train} and {n_test}")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if NEEDLE_TASK in tasks:
+        needle.check_fits(difficulty)
     root = Path(out_dir)
     video_dir = root / "videos"
     video_dir.mkdir(parents=True, exist_ok=True)
@@ -71,11 +81,13 @@ def make_dataset(
             records, writes = [], []
             for index in range(n):
                 task = tasks[index % len(tasks)]
-                instance, digest = _draw(task, seed, split_index, index, difficulty, avoid)
+                build = _builder(task, index // len(tasks), difficulty, needle)
+                (instance, extra), digest = _draw(build, task, seed, split_index, index, avoid)
                 seen.add(digest)
                 name = f"{split}_{index}.mp4"
-                writes.append(pool.submit(write_mp4, video_dir / name, instance.frames, difficulty.fps))
-                records.append(_record(index, instance, name))
+                fps = needle.fps if task == NEEDLE_TASK else difficulty.fps
+                writes.append(pool.submit(write_mp4, video_dir / name, instance.frames, fps))
+                records.append({**_record(index, instance, name), **extra})
             for write in writes:
                 write.result()
             paths[split] = root / f"{split}.json"
@@ -92,20 +104,39 @@ def make_dataset(
         "difficulty": dataclasses.asdict(difficulty),
         "counts": counts,
     }
+    if NEEDLE_TASK in tasks:
+        info["needle"] = needle.info()
     _write_json(root / "dataset_info.json", info)
     return SyntheticDataset(root, paths["train"], paths["test"], video_dir, counts)
 
 
+Builder = Callable[[np.random.Generator], tuple[TaskInstance, dict[str, Any]]]
+"""Draws one clip from a generator: its instance and the record fields it adds to the Video-R1 ones."""
+
+
+def _builder(task: str, turn: int, difficulty: Difficulty, needle: NeedleSettings) -> Builder:
+    """The builder of a `task` clip; `turn` counts the split's earlier clips of that task (it picks the needle kind)."""
+    if task != NEEDLE_TASK:
+        return lambda rng: (make_instance(task, rng, difficulty), {})
+    kind = NEEDLE_KINDS[turn % len(NEEDLE_KINDS)]
+
+    def build(rng: np.random.Generator) -> tuple[TaskInstance, dict[str, Any]]:
+        clip = make_needle_clip(rng, kind, needle, difficulty)
+        return clip.instance, clip.record_fields()
+
+    return build
+
+
 def _draw(
-    task: str, seed: int, split_index: int, index: int, difficulty: Difficulty, avoid: frozenset[bytes]
-) -> tuple[TaskInstance, bytes]:
-    """The instance for one clip, redrawn from the next stream while its frames are in `avoid`."""
+    build: Builder, task: str, seed: int, split_index: int, index: int, avoid: frozenset[bytes]
+) -> tuple[tuple[TaskInstance, dict[str, Any]], bytes]:
+    """What `build` draws for one clip, redrawn from the next stream while its frames are in `avoid`."""
     for attempt in range(_MAX_REDRAWS):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_index, index, attempt)))
-        instance = make_instance(task, rng, difficulty)
-        digest = hashlib.sha1(instance.frames.tobytes()).digest()
+        drawn = build(rng)
+        digest = hashlib.sha1(drawn[0].frames.tobytes()).digest()
         if digest not in avoid:
-            return instance, digest
+            return drawn, digest
     raise ValueError(
         f"could not draw a {task!r} clip that differs from every train clip after {_MAX_REDRAWS} tries; "
         "the difficulty settings leave too few distinct scenes: raise size, frames or distractors"

@@ -65,3 +65,27 @@ def corpus_lines() -> list[str]:
             for shape in SHAPES:
                 lines.append(f"{letter}. {color} {shape}")
     return lines
+
+
+# --- the opt-in needle task: `corpus_lines` reads none of these, so the tokenizer stays as it is ---------------
+
+NEEDLE_TASK = "needle"
+"""A task outside TASKS (the default task list): a shape shows for a few frames of a long clip."""
+
+NEEDLE_QUESTIONS: dict[str, str] = {
+    "color": "What color is the {shape} that briefly appears?",
+    "second": "In which second does the {color} {shape} first appear? Count whole seconds from the start, from 0.",
+    "grounding": "When does the {color} {shape} appear?",
+}
+"""Needle question kinds: the event's colour (MC), the whole second it first shows (numerical), its span (grounding)."""
+
+NEEDLE_THOUGHTS: dict[str, str] = {
+    "color": "The {shape} that shows at {start}s is {color}.",
+    "second": "The {color} {shape} first shows at {start}s, which is in second {second}.",
+    "grounding": "The {color} {shape} shows from {start}s until {end}s.",
+}
+
+NEEDLE_SEARCH_THOUGHT = (
+    "The sampled frames do not show the {target}, so it must appear only briefly. "
+    "I will look at the frames between {window_start}s and {window_end}s."
+)

@@ -13,19 +13,16 @@ from vlm_rl.rollout.frame_search.selection import (
     uniform_frames,
 )
 from vlm_rl.rollout.frame_search.tool import (
-    INVALID_CALL_TEXT,
     TOOL_SCHEMA,
     SearchArgs,
-    ToolCallError,
     candidate_indices,
     cast_arguments,
-    cast_call,
     frame_window,
     frames_to_return,
-    invalid_call_message,
     result_content,
     result_text,
 )
+from vlm_rl.rollout.turns import ToolCallRejected
 
 EXAMPLE_EMBEDDINGS = torch.tensor([[1.0, 0.0], [0.995, 0.0999], [0.6, 0.8], [0.0, 1.0]])
 EXAMPLE_TEXT = torch.tensor([0.8, 0.6])
@@ -41,10 +38,7 @@ def test_schema_declares_the_four_arguments():
 
 
 def test_worked_example_cast_and_window():
-    args = cast_call(
-        "seek_video_frames",
-        {"query": "red car", "start_time": "12", "end_time": None, "num_frames": 20},
-    )
+    args = cast_arguments({"query": "red car", "start_time": "12", "end_time": None, "num_frames": 20})
     assert (args.start_time, args.end_time, args.num_frames) == (12.0, 65535.0, 8)
     assert args.query == "red car"
     first, last = frame_window(args, cache_fps=2, num_cache_frames=1000)
@@ -69,17 +63,15 @@ def test_file_path_query_is_defused():
     assert cast_arguments({"query": "a red car"}).query == "a red car"
 
 
-def test_unknown_tool_and_non_object_arguments_are_refused():
-    with pytest.raises(ToolCallError, match="unknown tool 'zoom_in'"):
-        cast_call("zoom_in", {"query": "x"})
-    with pytest.raises(ToolCallError, match="JSON object"):
-        cast_call("seek_video_frames", "not a dict")
+def test_non_object_arguments_are_refused():
+    with pytest.raises(ToolCallRejected, match="arguments must be a JSON object, got str"):
+        cast_arguments("not a dict")
 
 
 @pytest.mark.parametrize("start, end", [(600.0, 700.0), (30.0, 10.0), (-20.0, -5.0)])
 def test_windows_outside_the_video_hold_no_frame(start, end):
     args = SearchArgs("q", start, end, 8)
-    with pytest.raises(ToolCallError, match="holds no frame of clip.mp4"):
+    with pytest.raises(ToolCallRejected, match="holds no frame of clip.mp4"):
         frame_window(args, cache_fps=2, num_cache_frames=100, video="clip.mp4")
 
 
@@ -103,14 +95,6 @@ def test_result_message_lists_timestamps():
     content = result_content([24, 61], 2, ["img24", "img61"])
     assert [item.get("text", item.get("image")) for item in content[:4]] == ["12.0s", "img24", "30.5s", "img61"]
     assert content[-1]["text"] == result_text([24, 61], 2)
-
-
-def test_invalid_call_message():
-    message = invalid_call_message()
-    assert message["role"] == "tool" and message["name"] == "parse_error"
-    assert message["content"][0]["text"] == INVALID_CALL_TEXT
-    assert INVALID_CALL_TEXT.startswith("\nThe previous response is invalid. If I want to use tools")
-    assert INVALID_CALL_TEXT.endswith("</answer>.\nLet me try again.\n")
 
 
 def test_worked_example_dpp_picks_one_and_two():

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import mimetypes
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from vlm_rl.rollout.turns import ToolCallRejected
 
 TOOL_NAME = "seek_video_frames"
 MAX_FRAMES_PER_CALL = 8
@@ -40,23 +43,7 @@ TOOL_SCHEMA = {
     },
 }
 
-INVALID_CALL_TEXT = (
-    "\nThe previous response is invalid. "
-    "If I want to use tools, I should output a json object with function name and arguments "
-    "within <tool_call></tool_call> tags: \n"
-    "If I want to give the final answer, I should put the answer between <answer> and </answer>.\n"
-    "Let me try again.\n"
-)
-INVALID_CALL_NAME = "parse_error"
-
 RESULT_HEADER = "Here are selected frames."
-
-
-class ToolCallError(ValueError):
-    """A parsed call that cannot run (unknown tool, bad arguments, empty window).
-
-    The turn loop answers it with the `parse_error` tool message and keeps the rollout active.
-    """
 
 
 @dataclass(frozen=True)
@@ -77,15 +64,15 @@ def _to_float(value, fallback: float) -> float:
     return number if math.isfinite(number) else fallback
 
 
-def cast_arguments(arguments: dict) -> SearchArgs:
+def cast_arguments(arguments: Mapping) -> SearchArgs:
     """Cast raw call arguments the way the official tool does.
 
     start_time: float, 0 when missing or not a number; end_time: float, 65535 when missing or not
     a number; num_frames: int, 8 when missing or not a number, clamped to [1, 8]; query: str, ""
     when missing, with "  \\t." appended when it looks like a file path (a mimetype is guessed).
     """
-    if not isinstance(arguments, dict):
-        raise ToolCallError(
+    if not isinstance(arguments, Mapping):
+        raise ToolCallRejected(
             f"{TOOL_NAME}: arguments must be a JSON object, got {type(arguments).__name__}"
         )
     start_time = _to_float(arguments.get("start_time"), 0.0)
@@ -100,13 +87,6 @@ def cast_arguments(arguments: dict) -> SearchArgs:
     if query and mimetypes.guess_type(query)[0] is not None:
         query += PATH_DEFUSER
     return SearchArgs(query, start_time, end_time, num_frames)
-
-
-def cast_call(name: str, arguments: dict) -> SearchArgs:
-    """Check the tool name and cast the arguments of a parsed call."""
-    if name != TOOL_NAME:
-        raise ToolCallError(f"unknown tool {name!r}; the only tool is {TOOL_NAME!r}")
-    return cast_arguments(arguments)
 
 
 def check_cache_length(num_cache_frames: int, cache_fps: float, video: str) -> None:
@@ -126,14 +106,14 @@ def frame_window(
     """The window [i_s, i_e] of cache indices for a call; the candidates are i_s .. min(i_e, N-1).
 
     i_s = max(floor(start * fps), 0) and i_e = min(ceil(end * fps), N), as in the official tool.
-    A window with no candidate frame raises ToolCallError.
+    A window with no candidate frame raises ToolCallRejected.
     """
     check_cache_length(num_cache_frames, cache_fps, video)
     first = max(math.floor(args.start_time * cache_fps), 0)
     last = min(math.ceil(args.end_time * cache_fps), num_cache_frames)
     if first > min(last, num_cache_frames - 1):
         duration = num_cache_frames / cache_fps
-        raise ToolCallError(
+        raise ToolCallRejected(
             f"{TOOL_NAME}: window {args.start_time:g}s..{args.end_time:g}s holds no frame of "
             f"{video} ({duration:g} s)"
         )
@@ -177,11 +157,3 @@ def result_content(cache_indices: list[int], cache_fps: float, images: list) -> 
     content.append({"type": "text", "text": result_text(cache_indices, cache_fps)})
     return content
 
-
-def invalid_call_message() -> dict:
-    """The `tool` message appended after a call that parsed but could not run."""
-    return {
-        "role": "tool",
-        "name": INVALID_CALL_NAME,
-        "content": [{"type": "text", "text": INVALID_CALL_TEXT}],
-    }

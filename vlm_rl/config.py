@@ -138,7 +138,7 @@ class DataConfig:
     train_files: list[str] = _f([], "Training records: Video-R1 / TW-GRPO, SEED-Bench-R1 or MMVU .json or .jsonl files.")
     eval_files: list[str] = _f([], "Held-out records evaluated during and after training.")
     media_root: str | None = _f(None, "Directory that record media paths are relative to (default: each file's directory).")
-    prompt_template: Literal["video_r1_train", "video_r1_eval", "short", "mmvu_cot", "mmvu_direct"] = _f(
+    prompt_template: Literal["video_r1_train", "video_r1_eval", "short", "mmvu_cot", "mmvu_direct", "timesearch"] = _f(
         "video_r1_train",
         "Question template: Video-R1's training or evaluation wording (also SEED-Bench-R1's), 'short' for tiny "
         "models, or MMVU's official chain-of-thought / direct-answer prompts.",
@@ -421,6 +421,53 @@ class EvalConfig:
 
 
 @dataclass
+class SearchConfig:
+    enabled: bool = _f(
+        False,
+        "TimeSearch-R frame search: rollouts alternate model turns and seek_video_frames tool turns over a preview "
+        "video (needs data.prompt_template=timesearch).",
+    )
+    max_turns: int = _f(8, "Model turns per rollout (the official RL setting; 10 at inference).", ge=1, le=64)
+    max_turn_tokens: int = _f(256, "Longest model turn in tokens (the official RL setting; 512 at inference).", ge=1)
+    cache_fps: float = _f(2.0, "Frames per second of the per-video frame cache the tool selects from.", gt=0)
+    max_cache_frames: int = _f(2048, "Most frames in one video's cache (longer videos are subsampled uniformly).", ge=1)
+    frame_min_pixels: int = _f(32 * 28 * 28, "Smallest area of a cached frame (the official 32 tokens).", ge=1)
+    frame_max_pixels: int = _f(256 * 28 * 28, "Largest area of a cached frame (the official 256 tokens).", ge=1)
+    cache_mb: int = _f(1024, "Memory for decoded cache frames over all videos (LRU).", ge=0)
+    scorer: Literal["colors", "siglip"] = _f(
+        "colors", "Frame relevance: colors (built in, for the synthetic videos) or siglip (a SigLIP/CLIP checkpoint)."
+    )
+    scorer_path: str | None = _f(None, "search.scorer=siglip: a local SigLIP or CLIP checkpoint directory.")
+    csv: bool = _f(True, "GRPO-CSV: verify each rollout by answering again from its retrieved frames alone.")
+    csv_weight: float = _f(0.5, "Weight of the completeness term in the reward (the official v7 weight).", ge=0)
+    verify_max_tokens: int = _f(256, "Longest verification answer in tokens.", ge=1)
+    placeholder_result: bool = _f(
+        False,
+        "Append one frame (query 'any', 0-3600 s) as a tool result to rollouts that never searched, so every rank runs "
+        "the vision tower (needed under ZeRO-3; the official training setting).",
+    )
+
+    def check(self, run: RunConfig) -> None:
+        if not self.enabled:
+            return
+        if run.data.prompt_template != "timesearch":
+            raise ConfigError("search.enabled needs data.prompt_template: timesearch (the prompt that describes the tool)")
+        if self.scorer == "siglip" and not self.scorer_path:
+            raise ConfigError("search.scorer=siglip needs search.scorer_path: a local SigLIP or CLIP checkpoint directory")
+        if self.frame_min_pixels > self.frame_max_pixels:
+            raise ConfigError("search.frame_min_pixels must not exceed search.frame_max_pixels")
+        for key, enabled in (
+            ("algo.rethink.enabled", run.algo.rethink.enabled),
+            ("algo.temporal.enabled", run.algo.temporal.enabled),
+            ("algo.difficulty.enabled", run.algo.difficulty.enabled),
+            ("algo.care.enabled", run.algo.care.enabled),
+            ("algo.replay.enabled", run.algo.replay.enabled),
+        ):
+            if enabled:
+                raise ConfigError(f"search.enabled does not combine with {key} yet; turn one of them off")
+
+
+@dataclass
 class RunConfig:
     seed: int = _f(0, "Seed for data order, sampling and initialisation.", ge=0, le=2**32 - 1)
     output_dir: str = _f("runs/default", "Run directory: checkpoints, metrics.jsonl, TensorBoard events, samples.")
@@ -431,6 +478,7 @@ class RunConfig:
     algo: AlgoConfig = _sub(AlgoConfig, "Advantages, policy loss, KL, aggregation.")
     trainer: TrainerConfig = _sub(TrainerConfig, "Optimisation, logging, checkpoints.")
     eval: EvalConfig = _sub(EvalConfig, "Evaluation decoding and scoring.")
+    search: SearchConfig = _sub(SearchConfig, "TimeSearch-R frame search and GRPO-CSV.")
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -587,6 +635,7 @@ def validate(config: RunConfig) -> None:
         value = getattr(algo, f.name)
         if dataclasses.is_dataclass(value) and hasattr(value, "check"):
             value.check(config)
+    config.search.check(config)
 
 
 def check_ranges(node: Any, prefix: str = "") -> None:

@@ -30,7 +30,7 @@ def test_sft_target_is_the_assistant_turn_and_loss_falls(tiny_model_dir, synthet
     )
     trainer = SFTTrainer(config)
     sample = trainer.train_samples[0]
-    ids = trainer.target_ids(sample)
+    ids, _ = trainer.target(sample)
     tokenizer = trainer.adapter.tokenizer
     assert tokenizer.decode(ids) == sft_target(sample) + "<|im_end|>"
     assert sft_target(sample).startswith("<think>") and sft_target(sample).endswith("</answer>")
@@ -39,6 +39,6 @@ def test_sft_target_is_the_assistant_turn_and_loss_falls(tiny_model_dir, synthet
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 40
     assert losses[-1] < 0.3 * losses[0], losses
-    assert rows[0]["tokens"] == sum(len(trainer.target_ids(s)) for s in trainer.train_samples[:8])
+    assert rows[0]["tokens"] == sum(len(trainer.target(s)[0]) for s in trainer.train_samples[:8])
     assert (final / "model.safetensors").is_file() and (final / "vlm_rl.yaml").is_file()
     assert json.loads((final / "train_summary.json").read_text())["steps"] == 40

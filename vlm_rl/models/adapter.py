@@ -10,6 +10,7 @@ substring.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -66,6 +67,21 @@ class PromptInputs:
         return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
+@dataclass(frozen=True, eq=False)
+class CompletionMedia:
+    """What a completion that interleaves tool turns carries beside its token ids (one row, C tokens).
+
+    ``token_types`` [C] are the processor's ``mm_token_type_ids`` of the completion (1 on image tokens);
+    ``loss_mask`` [C] is 1 on trained tokens and 0 on tool turns; ``pixel_values`` [N, D] and
+    ``image_grid_thw`` [M, 3] are the tool turns' images in order (None when there are none).
+    """
+
+    token_types: torch.Tensor
+    loss_mask: torch.Tensor
+    pixel_values: torch.Tensor | None = None
+    image_grid_thw: torch.Tensor | None = None
+
+
 @dataclass(frozen=True)
 class Batch:
     """Model inputs for rows of ``[left-padded prompt | right-padded completion]``.
@@ -74,7 +90,8 @@ class Batch:
     `completion_mask` are [B, C] (C = 0 for generation batches); `prompt_width` is the padded
     prompt length, so completion token t sits at column ``prompt_width + t``. `prompts` and
     `repeats` say which prompt the rows share (rows of prompt i are consecutive), for the
-    shared-prefix forward.
+    shared-prefix forward. `completion_media` holds each row's tool-turn media (None for plain rows);
+    the model inputs already hold those images after each row's prompt images.
     """
 
     model_inputs: dict[str, torch.Tensor]
@@ -83,6 +100,7 @@ class Batch:
     prompt_width: int
     prompts: tuple[PromptInputs, ...] = ()
     repeats: tuple[int, ...] = ()
+    completion_media: tuple[CompletionMedia | None, ...] = ()
 
 
 class QwenVLAdapter:
@@ -132,6 +150,68 @@ class QwenVLAdapter:
             kwargs["do_resize"] = False
         return self.from_processor_output(self.processor(**kwargs), PromptSource(text, video, tuple(images)))
 
+    def message_text(self, message: dict) -> str:
+        """The rendered text of one chat message as it follows earlier ones (``<|im_start|>role\n…<|im_end|>\n``)."""
+        head = [{"role": "system", "content": [{"type": "text", "text": "."}]}]
+        before = self.render(head, add_generation_prompt=False)
+        after = self.render([*head, message], add_generation_prompt=False)
+        if not after.startswith(before):
+            raise ValueError("the chat template does not render messages one after another; multi-turn rollouts need one that does")
+        return after[len(before) :]
+
+    @property
+    def generation_header(self) -> str:
+        """The text that opens an assistant turn (``<|im_start|>assistant\n`` for Qwen)."""
+        head = [{"role": "system", "content": [{"type": "text", "text": "."}]}]
+        return self.render(head, add_generation_prompt=True)[len(self.render(head, add_generation_prompt=False)) :]
+
+    def encode_continuation(self, text: str, images: Sequence[Image.Image] = ()) -> tuple[torch.Tensor, CompletionMedia]:
+        """Token ids of a rendered piece of conversation and its images, as a completion segment.
+
+        Returns the processor's ids [L] and a segment with their token types, a loss mask of ones (the caller masks what it does not
+        train) and the images' pixel values and grids. Images must already have sides that are multiples of the
+        patch size times the merge size (no resize here)."""
+        kwargs: dict = {"text": [text], "return_tensors": "pt"}
+        if images:
+            kwargs["images"] = list(images)
+            kwargs["do_resize"] = False
+        out = self.processor(**kwargs)
+        ids = out["input_ids"][0]
+        segment = CompletionMedia(
+            token_types=out["mm_token_type_ids"][0],
+            loss_mask=torch.ones(len(ids)),
+            pixel_values=out.get("pixel_values"),
+            image_grid_thw=out.get("image_grid_thw"),
+        )
+        n_tokens = int((ids == self.image_token_id).sum())
+        grid = segment.image_grid_thw
+        n_features = 0 if grid is None else int(grid.prod(-1).sum()) // self.merge_size**2
+        if n_tokens != n_features:
+            raise ValueError(f"continuation has {n_tokens} image tokens but {n_features} image features")
+        return ids, segment
+
+    def extend(self, prompt: PromptInputs, ids: Sequence[int], media: CompletionMedia | None, text: str, images: Sequence[Image.Image]) -> PromptInputs:
+        """`prompt` followed by `ids` (a conversation so far, with `media` holding its tool images), as one prompt
+        to generate the next turn from; `text` and `images` extend the prompt's source for engines that render."""
+        extra_ids = torch.as_tensor(list(ids), dtype=torch.long)
+        types = media.token_types if media is not None else torch.zeros(len(extra_ids), dtype=torch.long)
+        pixels, grids = [prompt.pixel_values, None], [prompt.image_grid_thw, None]
+        if media is not None:
+            pixels[1], grids[1] = media.pixel_values, media.image_grid_thw
+        pixels = [p for p in pixels if p is not None]
+        grids = [g for g in grids if g is not None]
+        source = prompt.source
+        if source is not None:
+            source = PromptSource(source.text + text, source.video, (*source.images, *images))
+        return dataclasses.replace(
+            prompt,
+            input_ids=torch.cat([prompt.input_ids, extra_ids]),
+            mm_token_type_ids=torch.cat([prompt.mm_token_type_ids, types.to(prompt.mm_token_type_ids.dtype)]),
+            pixel_values=torch.cat(pixels) if pixels else None,
+            image_grid_thw=torch.cat(grids) if grids else None,
+            source=source,
+        )
+
     def from_processor_output(self, out, source: PromptSource | None = None) -> PromptInputs:
         """The PromptInputs of one prompt's processor output (batch of one), checked: as many vision
         placeholder tokens as vision features."""
@@ -166,11 +246,13 @@ class QwenVLAdapter:
         prompts: Sequence[PromptInputs],
         repeats: Sequence[int] | int = 1,
         completions: Sequence[Sequence[int]] | None = None,
+        completion_media: Sequence[CompletionMedia | None] | None = None,
     ) -> Batch:
         """Batch prompts (each repeated `repeats` times) followed by their completions.
 
         Rows are ordered prompt by prompt: prompt i occupies `repeats[i]` consecutive rows, and
-        `completions` (if given) lists one token sequence per row in that order.
+        `completions` (if given) lists one token sequence per row in that order. `completion_media`
+        (one per row, or None) gives rows with tool turns their token types, loss mask and images.
         """
         if isinstance(repeats, int):
             repeats = [repeats] * len(prompts)
@@ -178,6 +260,9 @@ class QwenVLAdapter:
         completions = completions if completions is not None else [[] for _ in rows]
         if len(completions) != len(rows):
             raise ValueError(f"{len(completions)} completions for {len(rows)} prompt rows")
+        media = list(completion_media) if completion_media is not None else [None] * len(rows)
+        if len(media) != len(rows):
+            raise ValueError(f"{len(media)} completion media for {len(rows)} prompt rows")
         width = max(p.length for p in rows)
         c_len = max((len(c) for c in completions), default=0)
         n = len(rows)
@@ -186,7 +271,7 @@ class QwenVLAdapter:
         token_types = torch.zeros((n, width + c_len), dtype=torch.long)
         completion_ids = torch.full((n, c_len), self.pad_token_id, dtype=torch.long)
         completion_mask = torch.zeros((n, c_len), dtype=torch.float32)
-        for i, (prompt, completion) in enumerate(zip(rows, completions)):
+        for i, (prompt, completion, extra) in enumerate(zip(rows, completions, media)):
             start = width - prompt.length
             input_ids[i, start:width] = prompt.input_ids
             token_types[i, start:width] = prompt.mm_token_type_ids
@@ -198,20 +283,34 @@ class QwenVLAdapter:
                 attention[i, width : width + c] = 1
                 completion_ids[i, :c] = ids
                 completion_mask[i, :c] = 1.0
+            if extra is not None:
+                if extra.loss_mask.shape != (c,) or extra.token_types.shape != (c,):
+                    raise ValueError(f"row {i}: completion media for {tuple(extra.loss_mask.shape)} tokens, completion has {c}")
+                token_types[i, width : width + c] = extra.token_types
+                completion_mask[i, :c] = extra.loss_mask
         model_inputs: dict[str, torch.Tensor] = {
             "input_ids": input_ids,
             "attention_mask": attention,
             "mm_token_type_ids": token_types,
         }
-        for key, grid_key in (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw")):
-            with_media = [p for p in rows if getattr(p, key) is not None]
-            if with_media:
-                model_inputs[key] = torch.cat([getattr(p, key) for p in with_media])
-                model_inputs[grid_key] = torch.cat([getattr(p, grid_key) for p in with_media])
+        videos = [p for p in rows if p.pixel_values_videos is not None]
+        if videos:
+            model_inputs["pixel_values_videos"] = torch.cat([p.pixel_values_videos for p in videos])
+            model_inputs["video_grid_thw"] = torch.cat([p.video_grid_thw for p in videos])
+        # images row by row: the row's prompt images, then its tool turns' images (the order of their tokens)
+        images = [
+            (source.pixel_values, source.image_grid_thw)
+            for prompt, extra in zip(rows, media)
+            for source in (prompt, extra)
+            if source is not None and source.pixel_values is not None
+        ]
+        if images:
+            model_inputs["pixel_values"] = torch.cat([pixels for pixels, _ in images])
+            model_inputs["image_grid_thw"] = torch.cat([grid for _, grid in images])
         with_video = [p for p in rows if p.second_per_grid_ts is not None]
         if with_video:
             model_inputs["second_per_grid_ts"] = torch.cat([p.second_per_grid_ts for p in with_video])
-        return Batch(model_inputs, completion_ids, completion_mask, width, tuple(prompts), tuple(repeats))
+        return Batch(model_inputs, completion_ids, completion_mask, width, tuple(prompts), tuple(repeats), tuple(media))
 
     def shared_generation_inputs(self, model, prompt: PromptInputs, n: int) -> dict[str, Any]:
         """Keyword arguments of `model.generate` for `n` continuations of `prompt` from one prefill: all

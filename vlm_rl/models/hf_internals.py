@@ -33,14 +33,17 @@ def rope_index(
     ids: torch.Tensor,
     token_types: torch.Tensor,
     vision: dict[str, torch.Tensor],
+    attention_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """mRoPE positions [3, B, P] of `ids` and their deltas (text position of the next token minus P)."""
+    """mRoPE positions [3, B, P] of `ids` and their deltas (text position of the next token minus P); tokens
+    outside `attention_mask` (padding) get no position."""
     return rope.get_rope_index(
         ids,
         token_types,
         image_grid_thw=vision.get("image_grid_thw"),
         video_grid_thw=vision.get("video_grid_thw"),
         second_per_grid_ts=vision.get("second_per_grid_ts"),
+        attention_mask=attention_mask,
     )
 
 

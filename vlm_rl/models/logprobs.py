@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from vlm_rl.models.adapter import Batch
+from vlm_rl.models import hf_internals
 from vlm_rl.models.hf_internals import checkpointing
 from vlm_rl.models.prefill import completion_positions, group_cache, prefill_prompt
 
@@ -71,16 +72,52 @@ def _shared_prefix_logits(model, batch: Batch) -> torch.Tensor:
         cache = group_cache(prefill, repeats, read_only=True)
         length = prefill.ids.shape[1]
         completion_mask = completion_attention[start : start + repeats].to(device)
+        attention = torch.cat([torch.ones(repeats, length, dtype=completion_mask.dtype, device=device), completion_mask], 1)
+        completion_ids = batch.completion_ids[start : start + repeats].to(device)
+        media = batch.completion_media[start : start + repeats] if batch.completion_media else ()
+        if any(m is not None and m.pixel_values is not None for m in media):
+            token_types = batch.model_inputs["mm_token_type_ids"][start : start + repeats, batch.prompt_width :].to(device)
+            extra = _tool_image_inputs(model, prefill, prompt, media, completion_ids, token_types, attention, device)
+        else:
+            extra = {"position_ids": completion_positions(prefill, repeats, c_len)}
         with checkpointing(model, "with_cache"):
             completion_out = model(
-                input_ids=batch.completion_ids[start : start + repeats].to(device),
-                attention_mask=torch.cat([torch.ones(repeats, length, dtype=completion_mask.dtype, device=device), completion_mask], 1),
-                position_ids=completion_positions(prefill, repeats, c_len),
+                input_ids=completion_ids,
+                attention_mask=attention,
                 past_key_values=cache,
                 cache_position=torch.arange(length, length + c_len, device=device),
                 use_cache=False,
+                **extra,
             )
         first = prefill.output.logits[:, -1:].expand(repeats, 1, -1)
         rows.append(torch.cat([first, completion_out.logits[:, :-1]], dim=1).float())
         start += repeats
     return torch.cat(rows)
+
+
+def _tool_image_inputs(model, prefill, prompt, media, completion_ids, token_types, attention, device) -> dict[str, torch.Tensor]:
+    """Inputs of a completion forward whose rows hold tool-turn images: the images and their grids in row order,
+    the completion's token types, and mRoPE positions of the whole rows (prompt then completion) cut to the
+    completion, so the images after the prompt get their 3-axis positions."""
+    repeats = completion_ids.shape[0]
+    grids, pixels = [], []
+    for row in media:
+        if prompt.image_grid_thw is not None:
+            grids.append(prompt.image_grid_thw)
+        if row is not None and row.pixel_values is not None:
+            grids.append(row.image_grid_thw)
+            pixels.append(row.pixel_values)
+    vision = {"image_grid_thw": torch.cat(grids).to(device)}
+    if prompt.video_grid_thw is not None:
+        vision["video_grid_thw"] = prompt.video_grid_thw.repeat(repeats, 1).to(device)
+        vision["second_per_grid_ts"] = prompt.second_per_grid_ts.repeat(repeats).to(device)
+    ids = torch.cat([prefill.ids.expand(repeats, -1), completion_ids], 1)
+    types = torch.cat([prefill.token_types.expand(repeats, -1), token_types], 1)
+    rope = hf_internals.rope_index_module(model)
+    positions, _ = hf_internals.rope_index(rope, ids, types, vision, attention_mask=attention)
+    return {
+        "position_ids": positions[:, :, prefill.ids.shape[1] :],
+        "pixel_values": torch.cat(pixels).to(device),
+        "image_grid_thw": torch.cat([row.image_grid_thw for row in media if row is not None and row.pixel_values is not None]).to(device),
+        "mm_token_type_ids": token_types,
+    }

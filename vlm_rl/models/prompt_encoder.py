@@ -9,9 +9,10 @@ from collections.abc import Callable
 import torch
 
 from data_pipelines.prompts import build_prompt_text
+from data_pipelines.search_prompt import SEARCH_SYSTEM_PROMPT, search_question
 from data_pipelines.schema import Sample
 from vlm_rl.config import DataConfig
-from vlm_rl.media import FrameCache, ImageSampling, VideoSampling
+from vlm_rl.media import FrameCache, ImageSampling, VideoSampling, probe_video
 from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
 
 
@@ -19,9 +20,10 @@ class PromptEncoder:
     """Encodes samples once and keeps recent results within `data.prompt_cache_mb`; decoded frames are kept
     separately within `data.frame_cache_mb` (for variants: shuffled, noised or hinted prompts). 0 turns either off."""
 
-    def __init__(self, adapter: QwenVLAdapter, data: DataConfig) -> None:
+    def __init__(self, adapter: QwenVLAdapter, data: DataConfig, *, search_turns: int = 8) -> None:
         self.adapter = adapter
         self.data = data
+        self.search_turns = search_turns
         v = data.video
         self.video_sampling = VideoSampling(
             fps=v.fps,
@@ -39,10 +41,28 @@ class PromptEncoder:
         self._bytes = 0
 
     def text(self, sample: Sample) -> str:
-        """The rendered chat prompt (generation prompt appended)."""
-        question = build_prompt_text(sample, self.data.prompt_template)
-        messages = self.adapter.messages(sample, question, self.data.system_prompt)
+        """The rendered chat prompt (generation prompt appended).
+
+        The ``timesearch`` template is the frame-search prompt: the tool's description as the system turn (unless
+        `data.system_prompt` is set) and the search instructions with the video's duration after the preview.
+        """
+        system = self.data.system_prompt
+        if self.data.prompt_template == "timesearch":
+            question = search_question(sample, self.duration(sample), self.search_turns)
+            system = SEARCH_SYSTEM_PROMPT if system is None else system
+        else:
+            question = build_prompt_text(sample, self.data.prompt_template)
+        messages = self.adapter.messages(sample, question, system)
         return self.adapter.render(messages, add_generation_prompt=True)
+
+    def duration(self, sample: Sample) -> float:
+        """Seconds of a video sample: the record's ``duration``, else the file's frame count over its frame rate."""
+        if "duration" in sample.extra:
+            return float(sample.extra["duration"])
+        if sample.data_type != "video":
+            raise ValueError(f"{sample.origin}: the timesearch prompt needs a video sample, got data_type {sample.data_type!r}")
+        info = probe_video(sample.media_path, self.data.video.reader)
+        return info.total_frames / info.fps
 
     def encode(self, sample: Sample) -> PromptInputs:
         key = sample.origin

@@ -20,6 +20,7 @@ from vlm_rl.rewards.accuracy import (
 )
 from vlm_rl.rewards.answers import split_letters
 from vlm_rl.rewards.format import answer_format_reward, format_reward, tw_format_reward
+from vlm_rl.rewards.search import search_answer_score, search_format
 from vlm_rl.rewards.pipeline import (
     RewardContext,
     RewardFn,
@@ -57,6 +58,8 @@ __all__ = [
     "regression_reward",
     "register_reward",
     "scorer_for",
+    "search_answer_score",
+    "search_format",
     "tw_format_reward",
     "word_edit_distance",
     "split_letters",

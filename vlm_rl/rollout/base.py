@@ -8,7 +8,8 @@ from typing import Protocol
 
 import torch
 
-from vlm_rl.models.adapter import PromptInputs
+from vlm_rl.models.adapter import CompletionMedia, PromptInputs
+from vlm_rl.rollout.turns import Trajectory
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,17 @@ class Rollouts:
     """Completions for a batch of prompts, ordered prompt by prompt (row i belongs to prompt group_ids[i]).
 
     `completion_ids[i]` runs up to and including the first EOS token (the completion mask of the
-    GRPO papers); `truncated[i]` is True when no EOS came within max_new_tokens.
+    GRPO papers); `truncated[i]` is True when no EOS came within max_new_tokens. Multi-turn rollouts
+    (tool use) also carry each row's tool-turn `media` (token types, loss mask, images) and its
+    `trajectories` (messages, turn outcomes); their `texts` are the kept model turns, one per line.
     """
 
     completion_ids: list[list[int]]
     texts: list[str]
     truncated: list[bool]
     group_ids: torch.Tensor
+    media: tuple[CompletionMedia | None, ...] | None = None
+    trajectories: tuple[Trajectory, ...] | None = None
 
     @property
     def lengths(self) -> list[int]:
@@ -51,6 +56,8 @@ class Rollouts:
             [self.texts[i] for i in rows],
             [self.truncated[i] for i in rows],
             torch.arange(len(groups)).repeat_interleave(torch.tensor(counts, dtype=torch.long)),
+            None if self.media is None else tuple(self.media[i] for i in rows),
+            None if self.trajectories is None else tuple(self.trajectories[i] for i in rows),
         )
 
     @staticmethod
@@ -60,11 +67,16 @@ class Rollouts:
         for part in parts:
             ids.append(part.group_ids + offset)
             offset += int(part.group_ids.max()) + 1 if len(part) else 0
+        multi_turn = [part.trajectories is not None for part in parts]
+        if any(multi_turn) and not all(multi_turn):
+            raise ValueError("cannot concatenate multi-turn rollouts with single-turn ones")
         return Rollouts(
             [c for part in parts for c in part.completion_ids],
             [t for part in parts for t in part.texts],
             [x for part in parts for x in part.truncated],
             torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long),
+            tuple(m for part in parts for m in part.media) if any(multi_turn) else None,
+            tuple(t for part in parts for t in part.trajectories) if any(multi_turn) else None,
         )
 
 

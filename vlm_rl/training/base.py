@@ -63,7 +63,7 @@ class Trainer:
         self.eval_samples = load_records(
             config.data.eval_files, config.data.media_root, limit=config.trainer.eval_limit, reader=config.data.video.reader
         )
-        self.encoder = PromptEncoder(self.adapter, config.data)
+        self.encoder = PromptEncoder(self.adapter, config.data, search_turns=config.search.max_turns)
         self.sampler = PromptSampler(
             self.train_samples,
             seed=config.seed,

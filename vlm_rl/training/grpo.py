@@ -168,7 +168,9 @@ class GRPOTrainer(Trainer):
             samples = self.sampler.take(n_prompts - n_kept)
             prompts = [self.encoder.encode(s) for s in samples]
             with self.timer("generation"):
-                rollouts = self.engine.generate(prompts, self.sampling)
+                rollouts = next((r for m in self.methods if (r := m.rollouts(samples, prompts, self.sampling)) is not None), None)
+                if rollouts is None:
+                    rollouts = self.engine.generate(prompts, self.sampling)
             with self.timer("rewards"):
                 groups = Groups(samples, prompts, rollouts, score(self.rewards, samples, rollouts))
             shaping: dict[str, float] = {}

@@ -46,8 +46,10 @@ def group_micro_batches(
     for start in range(0, len(groups), groups_per_batch):
         chosen = groups[start : start + groups_per_batch]
         rows = torch.cat([torch.nonzero(rollouts.group_ids == g).flatten() for g in chosen])
-        batch = adapter.collate([prompts[g] for g in chosen], group_size, [rollouts.completion_ids[r] for r in rows.tolist()])
+        indices = rows.tolist()
+        media = None if rollouts.media is None else [rollouts.media[r] for r in indices]
+        batch = adapter.collate([prompts[g] for g in chosen], group_size, [rollouts.completion_ids[r] for r in indices], media)
         if mask_truncated:
-            batch.completion_mask[torch.tensor([rollouts.truncated[r] for r in rows.tolist()])] = 0.0
+            batch.completion_mask[torch.tensor([rollouts.truncated[r] for r in indices])] = 0.0
         chunks.append((batch, rows))
     return chunks

@@ -5,14 +5,24 @@ from __future__ import annotations
 from vlm_rl.training.care import ConsistencyReference
 from vlm_rl.training.difficulty import DifficultyAugmentation
 from vlm_rl.training.dynamic_sampling import DynamicSampling
+from vlm_rl.training.frame_search import FrameSearch
 from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.replay import SelectiveReplay
 from vlm_rl.training.rethink import ForcedRethinking
 from vlm_rl.training.temporal import TemporalContrast
 
-METHODS = (DifficultyAugmentation, ForcedRethinking, ConsistencyReference, TemporalContrast, DynamicSampling, SelectiveReplay)
-"""Shaping runs difficulty augmentation, then forced rethinking, then the CARE and T-GRPO bonuses, all
-before dynamic sampling's zero-variance test, so a bonus can rescue a group whose rewards agreed."""
+METHODS = (
+    FrameSearch,
+    DifficultyAugmentation,
+    ForcedRethinking,
+    ConsistencyReference,
+    TemporalContrast,
+    DynamicSampling,
+    SelectiveReplay,
+)
+"""Frame search samples the rounds and adds its completeness term first; shaping then runs difficulty
+augmentation, then forced rethinking, then the CARE and T-GRPO bonuses, all before dynamic sampling's
+zero-variance test, so a bonus can rescue a group whose rewards agreed."""
 
 
 def build_methods(ctx: MethodContext) -> list[Method]:

@@ -4,6 +4,8 @@ A method is an object with some of the hooks below (every hook of :class:`Method
 default). The trainer builds an ordered list of the enabled methods from the config
 (:func:`vlm_rl.training.method_list.build_methods`) and calls, for every step:
 
+0. ``rollouts`` to sample a round's completions in place of ``engine.generate`` (frame search runs
+   multi-turn rollouts with a tool); the first method that returns rollouts supplies them;
 1. ``shape`` after each sampling round is scored, in list order: replace groups (difficulty
    augmentation, forced rethinking) or add reward terms (CARE, temporal contrast) before any group
    statistic; returns the round's metrics, averaged over sampling rounds;
@@ -26,10 +28,10 @@ import torch
 
 from data_pipelines.schema import Sample
 from vlm_rl.config import RunConfig
-from vlm_rl.models.adapter import QwenVLAdapter
+from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import RewardPipeline
-from vlm_rl.rollout import RolloutEngine, SamplingParams
+from vlm_rl.rollout import RolloutEngine, Rollouts, SamplingParams
 from vlm_rl.training.groups import Groups, StepBatch
 from vlm_rl.training.loss_parts import LossPart
 
@@ -61,6 +63,10 @@ class Method:
     """Base of every method: each hook does nothing until a method overrides it."""
 
     refill_rounds: int = 0
+
+    def rollouts(self, samples: Sequence[Sample], prompts: Sequence[PromptInputs], params: SamplingParams) -> Rollouts | None:
+        """The round's completions of ``prompts`` (``params.n`` each), or None to leave sampling to the engine."""
+        return None
 
     def shape(self, groups: Groups, round_key: str) -> tuple[Groups, dict[str, float]]:
         """Groups of one scored sampling round, changed, and this round's metrics."""

@@ -10,7 +10,9 @@ from vlm_rl.rollout import Rollouts
 
 
 def reward_contexts(samples: Sequence[Sample], rollouts: Rollouts) -> list[RewardContext]:
-    """The context of each completion; row i answers ``samples[rollouts.group_ids[i]]``."""
+    """The context of each completion; row i answers ``samples[rollouts.group_ids[i]]``; multi-turn rollouts
+    give their kept model turns as ``extra["turns"]``."""
+    trajectories = rollouts.trajectories or [None] * len(rollouts)
     return [
         RewardContext(
             completion=text,
@@ -18,8 +20,9 @@ def reward_contexts(samples: Sequence[Sample], rollouts: Rollouts) -> list[Rewar
             problem_type=samples[g].problem_type,
             options=samples[g].options,
             sample_id=samples[g].sample_id,
+            extra={} if trajectory is None else {"turns": [r.turn_text for r in trajectory.results]},
         )
-        for text, g in zip(rollouts.texts, rollouts.group_ids.tolist())
+        for text, g, trajectory in zip(rollouts.texts, rollouts.group_ids.tolist(), trajectories)
     ]
 
 

@@ -12,8 +12,8 @@ from vlm_rl.rollout.frame_search.selection import (
     select_frames,
     uniform_frames,
 )
+from data_pipelines.search_prompt import TOOL_SCHEMA
 from vlm_rl.rollout.frame_search.tool import (
-    TOOL_SCHEMA,
     SearchArgs,
     candidate_indices,
     cast_arguments,

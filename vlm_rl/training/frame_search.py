@@ -12,13 +12,13 @@ from collections.abc import Sequence
 import torch
 
 from data_pipelines.schema import Sample
+from data_pipelines.search_prompt import TOOL_NAME
 from vlm_rl.algorithms.csv_reward import completeness_score
 from vlm_rl.config import ConfigError, SearchConfig
 from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
 from vlm_rl.rewards import search_answer_score
 from vlm_rl.rollout import RolloutEngine, Rollouts, SamplingParams
 from vlm_rl.rollout.frame_search import ScoredFrames, SearchFrames, make_scorer, search_environment
-from vlm_rl.rollout.frame_search.tool import TOOL_NAME
 from vlm_rl.rollout.search_stats import search_stats
 from vlm_rl.rollout.turn_loop import TurnLoop
 from vlm_rl.rollout.turns import ToolCallEnvironment

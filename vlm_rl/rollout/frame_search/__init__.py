@@ -11,10 +11,8 @@ from vlm_rl.rollout.frame_search.scorers import (
     make_scorer,
 )
 from vlm_rl.rollout.frame_search.selection import choose_frames
+from data_pipelines.search_prompt import MAX_FRAMES_PER_CALL, TOOL_NAME, TOOL_SCHEMA
 from vlm_rl.rollout.frame_search.tool import (
-    MAX_FRAMES_PER_CALL,
-    TOOL_NAME,
-    TOOL_SCHEMA,
     SearchArgs,
     cast_arguments,
     frame_window,

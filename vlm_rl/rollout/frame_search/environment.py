@@ -13,11 +13,12 @@ from typing import Any
 
 from PIL import Image
 
+from data_pipelines.search_prompt import TOOL_NAME
+
 from vlm_rl.rollout.frame_search.frames import SearchFrames
 from vlm_rl.rollout.frame_search.scorers import ScoredFrames
 from vlm_rl.rollout.frame_search.selection import choose_frames, uniform_frames
 from vlm_rl.rollout.frame_search.tool import (
-    TOOL_NAME,
     candidate_indices,
     cast_arguments,
     frame_window,

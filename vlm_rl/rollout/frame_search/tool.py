@@ -12,36 +12,11 @@ import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from data_pipelines.search_prompt import MAX_FRAMES_PER_CALL, TOOL_NAME
 from vlm_rl.rollout.turns import ToolCallRejected
 
-TOOL_NAME = "seek_video_frames"
-MAX_FRAMES_PER_CALL = 8
 OPEN_END_TIME = 65535.0
 PATH_DEFUSER = "  \t."
-
-TOOL_SCHEMA = {
-    "type": "function",
-    "function": {
-        "name": TOOL_NAME,
-        "description": (
-            "Search and select video frames according to textual query and temporal window. "
-            "Time is in seconds."
-        ),
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "description": "The textual query to search frames."},
-                "start_time": {"type": "number", "description": "Start of the window in seconds."},
-                "end_time": {"type": "number", "description": "End of the window in seconds."},
-                "num_frames": {
-                    "type": "integer",
-                    "description": "Number of frames to return, maximum 8, default 8.",
-                },
-            },
-            "required": ["query"],
-        },
-    },
-}
 
 RESULT_HEADER = "Here are selected frames."
 

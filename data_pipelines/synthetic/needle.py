@@ -8,7 +8,7 @@ rounding and a model that sees only the preview has to search. Frame spans are h
 ``end_frame`` is one past the last event frame, and ``end_time = end_frame / fps``.
 
 Each clip asks one of three questions (`NEEDLE_KINDS`) and carries a two-turn ``seek_video_frames``
-trace (a search whose window holds the event, then the answer) for supervised cold start.
+trace (a search over the whole clip, then the answer) for supervised cold start.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from data_pipelines.search_prompt import MAX_FRAMES_PER_CALL, TOOL_NAME
 from data_pipelines.synthetic.scenes import (
     OPTION_LETTERS,
     Difficulty,
@@ -48,11 +49,6 @@ EVENT_FRAMES: tuple[int, int] = (2, 4)
 """Fewest and most consecutive frames the event shows on."""
 FRAME_RANGE: tuple[int, int] = (64, 256)
 """Allowed clip lengths in frames."""
-SEARCH_TOOL = "seek_video_frames"
-SEARCH_FRAMES = 8
-"""``num_frames`` of the trace's search call (the tool's maximum)."""
-SEARCH_WIDTH: tuple[float, float] = (1.0, 4.0)
-"""Range of the trace's search-window width in seconds (before clipping to the clip)."""
 TIME_DECIMALS = 3
 
 
@@ -207,7 +203,7 @@ def make_needle_clip(
     event = NeedleEvent(color, shape, corners[0], start, start + length, settings.fps)
 
     question, texts, answer, thought = _question(rng, kind, event, [o.color for o in distractors])
-    trace = _search_trace(rng, kind, event, settings.duration, thought, answer)
+    trace = _search_trace(kind, event, settings.duration, thought, answer)
     instance = TaskInstance(
         task=NEEDLE_TASK,
         frames=_render(settings.frames, difficulty, distractors, event),
@@ -258,28 +254,25 @@ def _question(
     return question, [], json.dumps({"start_time": event.start_time, "end_time": event.end_time}), thought
 
 
-def _search_trace(
-    rng: np.random.Generator, kind: str, event: NeedleEvent, duration: float, thought: str, answer: str
-) -> tuple[str, str]:
-    """Two assistant turns: a search whose window holds the event, then the answer.
+def _search_trace(kind: str, event: NeedleEvent, duration: float, thought: str, answer: str) -> tuple[str, str]:
+    """Two assistant turns: a search over the whole clip, then the answer.
 
     The query names what the question gives: the shape alone for the colour question (its colour is the
-    answer), colour and shape otherwise. The window is 1 to 4 s wide at a random offset, rounded outwards to
-    0.1 s and clipped to the clip.
+    answer), colour and shape otherwise. The window is the whole clip: the preview never shows the event, so
+    a policy cannot know where it is before searching; the tool's relevance ranking finds it.
     """
-    low, high = SEARCH_WIDTH
-    width = min(float(rng.uniform(low, high)), duration)
-    start = event.start_time - float(rng.uniform(0.0, max(width - (event.end_time - event.start_time), 0.0)))
-    start = min(max(start, 0.0), duration - width)
-    window_start = max(math.floor(start * 10) / 10, 0.0)
-    window_end = min(math.ceil((start + width) * 10) / 10, duration)
     target = event.shape if kind == "color" else f"{event.color} {event.shape}"
     call = {
-        "name": SEARCH_TOOL,
-        "arguments": {"query": target, "start_time": window_start, "end_time": window_end, "num_frames": SEARCH_FRAMES},
+        "name": TOOL_NAME,
+        "arguments": {"query": target, "start_time": 0, "end_time": _seconds(duration), "num_frames": MAX_FRAMES_PER_CALL},
     }
-    search = NEEDLE_SEARCH_THOUGHT.format(target=target, window_start=f"{window_start:g}", window_end=f"{window_end:g}")
+    search = NEEDLE_SEARCH_THOUGHT.format(target=target, window_start="0", window_end=f"{duration:g}")
     return (
         f"<think>{search}</think><tool_call>\n{json.dumps(call)}\n</tool_call>",
         f"<think>{thought}</think><answer>{answer}</answer>",
     )
+
+
+def _seconds(value: float) -> int | float:
+    """A whole number of seconds as an int (``8``), else the float."""
+    return int(value) if float(value).is_integer() else value

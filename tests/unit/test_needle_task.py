@@ -181,7 +181,6 @@ def test_answers_follow_from_the_decoded_event(needle_data: SyntheticDataset) ->
 
 
 def test_search_traces_find_the_event_and_end_in_the_answer(needle_data: SyntheticDataset) -> None:
-    widths = set()
     for record in records(needle_data):
         search, final = record["search_trace"]
         body = TRACE_CALL.fullmatch(search).group(1)
@@ -191,8 +190,7 @@ def test_search_traces_find_the_event_and_end_in_the_answer(needle_data: Synthet
         assert arguments["num_frames"] == 8
         event = record["event"]
         start, end = arguments["start_time"], arguments["end_time"]
-        assert 0 <= start <= event["start_time"] < event["end_time"] <= end <= record["duration"]
-        widths.add(round(end - start, 1))
+        assert (start, end) == (0, record["duration"]), "the trace searches the whole clip"
         expected_query = event["shape"] if record["needle_kind"] == "color" else f"{event['colour']} {event['shape']}"
         assert arguments["query"] == expected_query
         parsed = parse_tool_call(body)
@@ -201,7 +199,6 @@ def test_search_traces_find_the_event_and_end_in_the_answer(needle_data: Synthet
         assert (cast.start_time, cast.end_time, cast.num_frames) == (start, end, 8)
         assert f"<answer>{TRACE_ANSWER.fullmatch(final).group(1)}</answer>" == record["solution"]
         assert final.startswith(record["process"])
-    assert len(widths) > 3, "search windows should vary in width"
 
 
 def test_reader_keeps_the_needle_fields(needle_data: SyntheticDataset) -> None:

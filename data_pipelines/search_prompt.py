@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from data_pipelines.prompts import question_with_options
+from data_pipelines.prompts import SHORT_TYPE_TEMPLATES, question_with_options
 from data_pipelines.schema import Sample
 
 TOOL_NAME = "seek_video_frames"
@@ -67,6 +67,12 @@ _QUESTION_LINES = (
 _MC_LINE = "Answer with the option's letter from the given choices within <answer> </answer> tags.\n"
 _DURATION_LINE = "The video duration: {duration} seconds.\n"
 
+SHORT_SEARCH_SYSTEM_PROMPT = (
+    f"Tool: {TOOL_NAME}(query, start_time, end_time, num_frames) returns up to {MAX_FRAMES_PER_CALL} frames of the "
+    f'video. Call: <tool_call>{{"name": "{TOOL_NAME}", "arguments": {{...}}}}</tool_call>'
+)
+"""The ``timesearch_short`` system turn: the tool in two sentences, for tiny models on a CPU."""
+
 VERIFY_SYSTEM_PROMPT = (
     "You are a helpful assistant. Please answer visual questions as briefly as possible. "
     "When you don't have enough visual information, please say 'I don't know'."
@@ -84,6 +90,14 @@ def search_question(sample: Sample, duration: float, max_turns: int = 8) -> str:
     if sample.problem_type == "multiple choice":
         text += _MC_LINE
     return text + _DURATION_LINE.format(duration=_seconds(duration))
+
+
+def short_search_question(sample: Sample, duration: float) -> str:
+    """The ``timesearch_short`` user text: the question, one line on the turn format, the duration."""
+    return (
+        f"{question_with_options(sample)}\nThink in <think> </think>, search with <tool_call> </tool_call>, "
+        f"answer in <answer> </answer>.{SHORT_TYPE_TEMPLATES[sample.problem_type]} Duration: {_seconds(duration)} s."
+    )
 
 
 def verify_question(sample: Sample) -> str:

@@ -138,10 +138,13 @@ class DataConfig:
     train_files: list[str] = _f([], "Training records: Video-R1 / TW-GRPO, SEED-Bench-R1 or MMVU .json or .jsonl files.")
     eval_files: list[str] = _f([], "Held-out records evaluated during and after training.")
     media_root: str | None = _f(None, "Directory that record media paths are relative to (default: each file's directory).")
-    prompt_template: Literal["video_r1_train", "video_r1_eval", "short", "mmvu_cot", "mmvu_direct", "timesearch"] = _f(
+    prompt_template: Literal[
+        "video_r1_train", "video_r1_eval", "short", "mmvu_cot", "mmvu_direct", "timesearch", "timesearch_short"
+    ] = _f(
         "video_r1_train",
         "Question template: Video-R1's training or evaluation wording (also SEED-Bench-R1's), 'short' for tiny "
-        "models, or MMVU's official chain-of-thought / direct-answer prompts.",
+        "models, MMVU's official chain-of-thought / direct-answer prompts, or the frame-search prompt (timesearch, "
+        "with the tool in the system turn; timesearch_short for tiny models).",
     )
     system_prompt: str | None = _f(None, "System turn; None keeps the chat template's default.")
     shuffle: bool = _f(True, "Shuffle training records each epoch (seeded).")
@@ -420,6 +423,10 @@ class EvalConfig:
     )
 
 
+SEARCH_TEMPLATES = ("timesearch", "timesearch_short")
+"""The prompt templates that describe the frame-search tool."""
+
+
 @dataclass
 class SearchConfig:
     enabled: bool = _f(
@@ -450,8 +457,10 @@ class SearchConfig:
     def check(self, run: RunConfig) -> None:
         if not self.enabled:
             return
-        if run.data.prompt_template != "timesearch":
-            raise ConfigError("search.enabled needs data.prompt_template: timesearch (the prompt that describes the tool)")
+        if run.data.prompt_template not in SEARCH_TEMPLATES:
+            raise ConfigError(
+                f"search.enabled needs data.prompt_template {' or '.join(SEARCH_TEMPLATES)} (a prompt that describes the tool)"
+            )
         if self.scorer == "siglip" and not self.scorer_path:
             raise ConfigError("search.scorer=siglip needs search.scorer_path: a local SigLIP or CLIP checkpoint directory")
         if self.frame_min_pixels > self.frame_max_pixels:

@@ -266,7 +266,7 @@ def _search_trace(kind: str, event: NeedleEvent, duration: float, thought: str, 
         "name": TOOL_NAME,
         "arguments": {"query": target, "start_time": 0, "end_time": _seconds(duration), "num_frames": MAX_FRAMES_PER_CALL},
     }
-    search = NEEDLE_SEARCH_THOUGHT.format(target=target, window_start="0", window_end=f"{duration:g}")
+    search = NEEDLE_SEARCH_THOUGHT.format(target=target)
     return (
         f"<think>{search}</think><tool_call>\n{json.dumps(call)}\n</tool_call>",
         f"<think>{thought}</think><answer>{answer}</answer>",

@@ -85,7 +85,4 @@ NEEDLE_THOUGHTS: dict[str, str] = {
     "grounding": "The {color} {shape} shows from {start}s until {end}s.",
 }
 
-NEEDLE_SEARCH_THOUGHT = (
-    "The sampled frames do not show the {target}, so it must appear only briefly. "
-    "I will look at the frames between {window_start}s and {window_end}s."
-)
+NEEDLE_SEARCH_THOUGHT = "The preview misses the {target}; search the whole video."

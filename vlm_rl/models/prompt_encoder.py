@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from data_pipelines.prompts import build_prompt_text
-from data_pipelines.search_prompt import SEARCH_SYSTEM_PROMPT, search_question
+from data_pipelines.search_prompt import SEARCH_SYSTEM_PROMPT, SHORT_SEARCH_SYSTEM_PROMPT, search_question, short_search_question
 from data_pipelines.schema import Sample
 from vlm_rl.config import DataConfig
 from vlm_rl.media import FrameCache, ImageSampling, VideoSampling, probe_video
@@ -44,12 +44,16 @@ class PromptEncoder:
         """The rendered chat prompt (generation prompt appended).
 
         The ``timesearch`` template is the frame-search prompt: the tool's description as the system turn (unless
-        `data.system_prompt` is set) and the search instructions with the video's duration after the preview.
+        `data.system_prompt` is set) and the search instructions with the video's duration after the preview;
+        ``timesearch_short`` says the same in two lines (for tiny models).
         """
         system = self.data.system_prompt
         if self.data.prompt_template == "timesearch":
             question = search_question(sample, self.duration(sample), self.search_turns)
             system = SEARCH_SYSTEM_PROMPT if system is None else system
+        elif self.data.prompt_template == "timesearch_short":
+            question = short_search_question(sample, self.duration(sample))
+            system = SHORT_SEARCH_SYSTEM_PROMPT if system is None else system
         else:
             question = build_prompt_text(sample, self.data.prompt_template)
         messages = self.adapter.messages(sample, question, system)

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
 # What makes a 7B recipe fit the tiny model on a CPU (shared with scripts/compare_algorithms.sh), plus this
 # test's reward: one that varies between untrained completions, loaded from its file.
 TINY_CPU = read_overrides_file(REPO / "configs" / "tiny_cpu.overrides")
+# the frame-search recipe's own CPU overrides (scripts/timesearch_needle.sh)
+NEEDLE_CPU = read_overrides_file(REPO / "configs" / "timesearch_needle.overrides")
 LENGTH_REWARD = [
     f"reward.custom={{length: '{HERE / 'rewards_for_tests.py'}:text_length'}}",
     "reward.weights={accuracy: 0.0, length: 1.0}",
@@ -52,6 +54,11 @@ ALGORITHMS = {
     ),
     "deepvideo_r1": ("deepvideo_r1", [], {"reg_grpo/regression_loss", "difficulty/hinted_rate", "difficulty/noised_rate"}),
     "ton_grpo": ("ton_grpo", [], {"kl", "skip_ratio"}),
+    "timesearch_r": (
+        "timesearch_r",
+        [*NEEDLE_CPU, "data.video.nframes=4", "reward.weights={search_accuracy: 0.0, length: 1.0}", "search.max_turn_tokens=8", "search.verify_max_tokens=4"],
+        {"kl", "reward/csv", "search/tool_calls", "search/frames", "search/csv_rate", "search/verifier_accuracy"},
+    ),
     "t_grpo": (
         "t_grpo",
         [],
@@ -96,9 +103,11 @@ def test_recipe_trains_every_parameter_and_logs_its_metrics(algorithm, tiny_mode
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_tiny_cpu_overrides_fit_every_recipe(recipe):
-    config = load_config(REPO / "configs" / f"{recipe}.yaml", TINY_CPU)
+    search = recipe == "timesearch_r"
+    config = load_config(REPO / "configs" / f"{recipe}.yaml", NEEDLE_CPU if search else TINY_CPU)
     video = config.data.video
-    assert (config.model.dtype, video.fps, video.nframes, video.max_pixels) == ("float32", None, 4, 3136)
+    assert (config.model.dtype, video.fps, video.nframes, video.max_pixels) == ("float32", None, 8 if search else 4, 3136)
+    assert config.search.enabled == search
 
 
 def test_overrides_file_skips_comments_and_names_a_bad_line(tmp_path):

@@ -24,6 +24,9 @@ class SFTTrainer(Trainer):
         search = config.search
         self.search = SearchTools(search, config.data.video.reader) if search.enabled else None
         self.replay = TurnLoop(None, self.adapter, max_turns=search.max_turns, max_turn_tokens=search.max_turn_tokens)
+        if self.search is not None:
+            for sample in self.train_samples:
+                _trace(sample)
 
     def target(self, sample: Sample) -> tuple[list[int], CompletionMedia | None]:
         """The assistant tokens to learn: ``process + "\n" + solution``, or with ``search.enabled`` the record's
@@ -31,14 +34,8 @@ class SFTTrainer(Trainer):
         if self.search is None:
             ids = self.adapter.tokenizer(sft_target(sample), add_special_tokens=False)["input_ids"]
             return [*ids, self.end_of_turn], None
-        trace = sample.extra.get("search_trace")
-        if not isinstance(trace, list) or not trace or not all(isinstance(turn, str) for turn in trace):
-            raise ValueError(
-                f"{sample.origin}: search SFT needs 'search_trace', a list of the model turns' texts "
-                "(e.g. from `vlm-rl make-data --tasks needle`)"
-            )
         try:
-            ids, media, _ = self.replay.replay(trace, self.search.environments([sample])[0])
+            ids, media, _ = self.replay.replay(_trace(sample), self.search.environments([sample])[0])
         except ValueError as err:
             raise ValueError(f"{sample.origin}: search_trace: {err}") from None
         return ids, media
@@ -63,3 +60,14 @@ class SFTTrainer(Trainer):
             loss_sum += loss.item()
         grad_norm = self.clip_and_step()
         return {"loss": loss_sum, "grad_norm": grad_norm, "tokens": float(total_tokens)}
+
+
+def _trace(sample: Sample) -> list[str]:
+    """The record's ``search_trace``; ValueError naming the record when it is not a list of turn texts."""
+    trace = sample.extra.get("search_trace")
+    if not isinstance(trace, list) or not trace or not all(isinstance(turn, str) for turn in trace):
+        raise ValueError(
+            f"{sample.origin}: search SFT needs 'search_trace', a list of the model turns' texts "
+            "(e.g. from `vlm-rl make-data --tasks needle`)"
+        )
+    return trace

@@ -86,9 +86,11 @@ class LocalVLLM:
             self._sleep()
 
     def generate(self, requests: list[dict[str, Any]], sampling: dict[str, Any]) -> list[list[Completion]]:
+        """vLLM runs each request as a token prompt: its ``prompt_token_ids``, not its text."""
         self._wake("weights", "kv_cache")
         try:
-            outputs = self.llm.generate(requests, self._vllm.SamplingParams(**sampling), use_tqdm=False)
+            token_prompts = [{k: v for k, v in r.items() if k != "prompt"} for r in requests]
+            outputs = self.llm.generate(token_prompts, self._vllm.SamplingParams(**sampling), use_tqdm=False)
         finally:
             if self.sleep:
                 self._sleep()

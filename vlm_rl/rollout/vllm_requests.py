@@ -1,9 +1,12 @@
 """vLLM requests and results as plain data: what the trainer's prompts become, and back.
 
 Nothing here imports vLLM, so request building and result parsing are tested on any machine.
-A request gives vLLM the rendered prompt text and the very frames and images the trainer's
-processor saw (already sampled and resized), with processor settings that keep them as they
-are; vLLM's own processor then builds the same vision inputs as `QwenVLAdapter.encode`.
+A request gives vLLM the prompt's token ids with one placeholder token per image or video, and the
+very frames and images the trainer's processor saw (already sampled and resized), with processor
+settings that keep them as they are; vLLM's own processor builds the same vision inputs as
+`QwenVLAdapter.encode` and repeats each placeholder once per vision feature, so the model reads
+exactly the ids the trainer scores. Token ids rather than text matter for multi-turn prompts
+(`QwenVLAdapter.extend`): sampled turns need not be what their decoded text tokenises to.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
+from vlm_rl.models.adapter import PromptInputs, PromptSource, QwenVLAdapter
 from vlm_rl.rollout.base import Rollouts, SamplingParams
 
 BLOCKED_LOGIT_BIAS = -100.0
@@ -25,10 +28,16 @@ BLOCKED_LOGIT_BIAS = -100.0
 Completion = tuple[list[int], str]
 """One sampled completion as vLLM returns it: its token ids and its finish reason ("stop" or "length")."""
 
+IMAGE_TOKEN_TYPE, VIDEO_TOKEN_TYPE = 1, 2
+"""The processor's ``mm_token_type_ids`` of image and video placeholder tokens (0 on other tokens)."""
+
 
 def build_request(inputs: PromptInputs) -> dict[str, Any]:
-    """The vLLM prompt dict of one processed prompt: text, multi-modal data, processor settings.
+    """The vLLM prompt dict of one processed prompt: token ids, text, multi-modal data, processor settings.
 
+    ``prompt_token_ids``, what vLLM runs, are the prompt's ids with one placeholder token per image
+    or video (`LocalVLLM` hands vLLM the request without ``prompt``); ``prompt`` is the rendered
+    text with unexpanded placeholders, for logs and for stand-ins that read text.
     The video goes as vLLM's ``(frames, metadata)`` pair: uint8 ``[T, H, W, 3]`` frames and the
     clip's source fps, frame count and sampled indices, from which the processor derives the
     sampling fps (Qwen2.5-VL's ``second_per_grid_ts``). Images go as PIL images in prompt order.
@@ -55,11 +64,33 @@ def build_request(inputs: PromptInputs) -> dict[str, Any]:
         media["image"] = list(source.images)
     if media:
         kwargs["do_resize"] = False
-    request: dict[str, Any] = {"prompt": source.text}
+    request: dict[str, Any] = {"prompt": source.text, "prompt_token_ids": _placeholder_ids(inputs, source)}
     if media:
         request["multi_modal_data"] = media
         request["mm_processor_kwargs"] = kwargs
     return request
+
+
+def _placeholder_ids(inputs: PromptInputs, source: PromptSource) -> list[int]:
+    """The prompt's token ids with each run of vision placeholder tokens cut to its first token.
+
+    That is the form vLLM takes token prompts in (it repeats every placeholder once per feature of
+    its item). ValueError when the placeholders and the source's media differ in number (a prompt
+    whose images or video were lost on the way).
+    """
+    ids = inputs.input_ids.tolist()
+    types = inputs.mm_token_type_ids.tolist()
+    starts = [i for i, kind in enumerate(types) if kind != 0 and (i == 0 or types[i - 1] != kind)]
+    runs = sorted(types[i] for i in starts)
+    media = sorted([IMAGE_TOKEN_TYPE] * len(source.images) + [VIDEO_TOKEN_TYPE] * (source.video is not None))
+    if runs != media:
+        raise ValueError(
+            f"the prompt's token ids hold {runs.count(IMAGE_TOKEN_TYPE)} image and {runs.count(VIDEO_TOKEN_TYPE)} video "
+            f"placeholder(s) but its source {len(source.images)} image(s) and {int(source.video is not None)} video; "
+            "build multi-turn prompts with QwenVLAdapter.extend, which adds the tool images to both"
+        )
+    first = set(starts)
+    return [token for i, (token, kind) in enumerate(zip(ids, types)) if kind == 0 or i in first]
 
 
 def sampling_kwargs(params: SamplingParams, adapter: QwenVLAdapter) -> dict[str, Any]:

@@ -22,6 +22,9 @@ USER_ERRORS = (
 )
 """Errors about the user's input: printed as one line, without a traceback."""
 
+SEARCH_OVERRIDES = ["search.enabled=true", "data.prompt_template=timesearch"]
+"""What `vlm-rl eval --search` sets before the command's own overrides."""
+
 
 def _train(args: argparse.Namespace, kind: str) -> None:
     from vlm_rl.config import load_config
@@ -70,6 +73,7 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
     from vlm_rl.config import load_config, to_dict
     from vlm_rl.eval.judge import OpenAIJudge
     from vlm_rl.eval.runner import JudgeScorer, evaluate
+    from vlm_rl.eval.search_eval import SearchEval, search_line, search_table
     from vlm_rl.eval.table import comparison_table
     from vlm_rl.models.loading import load_adapter, load_model
     from vlm_rl.models.prompt_encoder import PromptEncoder
@@ -78,7 +82,8 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
     config_path = args.config or job.preset
     if config_path is None and (Path(args.model) / "vlm_rl.yaml").is_file():
         config_path = Path(args.model) / "vlm_rl.yaml"
-    config = load_config(config_path, [*args.overrides, f"model.path={args.model}"])
+    search_overrides = SEARCH_OVERRIDES if args.search else []
+    config = load_config(config_path, [*search_overrides, *args.overrides, f"model.path={args.model}"])
     try:
         samples = load_benchmark_samples(job.data, media_root=config.data.media_root, limit=args.limit, **job.reader_kwargs)
     except MediaNotFoundError as err:
@@ -101,9 +106,10 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         "scoring": "judge" if job.judge else config.eval.mc_mode,
         "engine": config.eval.engine,
     }
+    search = SearchEval(config.search, engine, adapter, config.eval, config.data.video.reader) if config.search.enabled else None
     report = evaluate(
         engine,
-        PromptEncoder(adapter, config.data),
+        PromptEncoder(adapter, config.data, search_turns=config.search.max_turns),
         samples,
         config.eval,
         scorer=JudgeScorer(OpenAIJudge.from_env()) if job.judge else None,
@@ -111,9 +117,11 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         group_by=job.group_by,
         settings=settings,
         progress=True,
+        search=search,
     )
     report.write(out)
-    out.with_suffix(".md").write_text(comparison_table([out], [job.name]) + "\n")
+    tables = [comparison_table([out], [job.name])] + ([search_table(report.search)] if report.search else [])
+    out.with_suffix(".md").write_text("\n\n".join(tables) + "\n")
     if report.accuracy_strict is None:
         accuracy = f"judge accuracy {report.accuracy:.4f} (rule check, then LLM judge: one verdict per item)"
     else:
@@ -125,6 +133,8 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         f"{args.model} on {job.data}: {accuracy}, failures {report.failures}, format {report.format_rate:.4f}, "
         f"mean length {report.mean_length:.1f} tokens, n={report.n}, {report.wall_time_s:.1f} s -> {out}"
     )
+    if report.search:
+        print(search_line(report.search))
 
 
 def _make_tiny_model(args: argparse.Namespace) -> None:
@@ -178,7 +188,13 @@ def _show_data(args: argparse.Namespace) -> None:
     from data_pipelines.formats import load_benchmark_samples, record_format
     from data_pipelines.prompts import build_prompt_text
     from data_pipelines.record_files import MediaNotFoundError, iter_records
+    from vlm_rl.config import load_config
 
+    config = load_config(args.config, args.overrides)
+    template = args.template
+    if template is None:
+        chosen = args.config or any(o.startswith("data.prompt_template=") for o in args.overrides)
+        template = config.data.prompt_template if chosen else "video_r1_eval"
     try:
         samples = load_benchmark_samples(args.input, media_root=args.media_root)
     except MediaNotFoundError as err:
@@ -186,9 +202,47 @@ def _show_data(args: argparse.Namespace) -> None:
     first = next(iter_records(args.input))[2]
     kinds = Counter(f"{s.data_type}/{s.problem_type}" for s in samples)
     print(f"{args.input}: {record_format(first)} format, {len(samples)} samples ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    if template == "timesearch":
+        print(_search_prompt_settings(config))
     for sample in samples[: args.limit]:
         media = ", ".join(str(p) for p in (sample.media_path, *sample.extra_images) if p is not None) or "none"
-        print(f"\n--- {sample.origin} (media: {media})\n{build_prompt_text(sample, args.template)}\n=> {sample.solution}")
+        prompt = _search_user_turn(sample, config) if template == "timesearch" else build_prompt_text(sample, template)
+        print(f"\n--- {sample.origin} (media: {media})\n{prompt}\n=> {sample.solution}")
+
+
+def _search_prompt_settings(config) -> str:
+    """What every frame-search prompt shares: the system turn with the tool schema, how the preview video is
+    sampled (data.video) and how the tool's frames are (search)."""
+    from data_pipelines.search_prompt import MAX_FRAMES_PER_CALL, SEARCH_SYSTEM_PROMPT
+
+    video, search = config.data.video, config.search
+    system = config.data.system_prompt if config.data.system_prompt is not None else SEARCH_SYSTEM_PROMPT
+    return (
+        f"\n=== system turn (template timesearch)\n{system}\n"
+        f"=== preview video (data.video): fps {video.fps}, nframes {video.nframes}, frames {video.min_frames}-"
+        f"{video.max_frames}, pixels per frame {video.min_pixels}-{video.max_pixels}, total pixels {video.total_pixels}, "
+        f"reader {video.reader}\n"
+        f"=== tool frames (search): cache_fps {search.cache_fps}, pixels per frame {search.frame_min_pixels}-"
+        f"{search.frame_max_pixels}, at most {MAX_FRAMES_PER_CALL} per call, max_turns {search.max_turns}"
+    )
+
+
+def _search_user_turn(sample, config) -> str:
+    """The user turn of a frame-search prompt: the preview video (with the record's own sampling, if any), then
+    the search instructions, the question and the video's duration (the record's, else the file's)."""
+    from data_pipelines.search_prompt import search_question
+    from vlm_rl.media import probe_video
+
+    if sample.data_type != "video":
+        raise ConfigError(f"{sample.origin}: the timesearch prompt needs a video record, got data_type {sample.data_type!r}")
+    if "duration" in sample.extra:
+        duration = float(sample.extra["duration"])
+    else:
+        info = probe_video(sample.media_path, config.data.video.reader)
+        duration = info.total_frames / info.fps
+    own = ", ".join(f"{k} {v}" for k, v in sample.media_overrides.items())
+    preview = f"<preview video{': ' + own if own else ''}>"
+    return f"{preview}\n{search_question(sample, duration, config.search.max_turns)}"
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -310,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report path (one evaluation) or folder (a benchmark); default MODEL/eval/")
     p.add_argument("--limit", type=int, help="evaluate only the first N records")
     p.add_argument("--restart", action="store_true", help="discard the results of an interrupted run instead of resuming it")
+    p.add_argument(
+        "--search",
+        action="store_true",
+        help="answer with frame search (the seek_video_frames tool loop): sets search.enabled=true and "
+        "data.prompt_template=timesearch (on by itself when the config has search.enabled)",
+    )
     p.add_argument("--compare", nargs="+", metavar="REPORT", help="print eval reports side by side and exit")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.temperature=0.7")
     p.set_defaults(func=_eval)
@@ -359,14 +419,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_drop_thoughts)
     p = data.add_parser("show", help="read a record file (Video-R1, SEED-Bench-R1 or MMVU) and print its first prompts")
     p.add_argument("input", type=Path, help=".json or .jsonl records")
-    p.add_argument("--template", default="video_r1_eval", help="prompt template (see data.prompt_template)")
+    p.add_argument(
+        "--template",
+        help="prompt template (see data.prompt_template; timesearch shows the frame-search prompt and its settings); "
+        "default: the config's data.prompt_template with --config or a data.prompt_template override, else video_r1_eval",
+    )
+    p.add_argument("--config", help="YAML config whose data.video and search sections the timesearch prompt shows")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.prompt_template=timesearch data.video.nframes=8")
     p.add_argument("--limit", type=int, default=2, help="how many rendered prompts to print")
     p.add_argument("--media-root", type=Path, help="directory the media paths are relative to")
     p.set_defaults(func=_show_data)
 
     p = sub.add_parser("bench", help="time complete GRPO steps phase by phase on a synthetic workload")
-    p.add_argument("--workload", choices=("video", "image", "long-video"), default="video",
-                   help="video: 16 frames at 224x224; image: one 224x224 image; long-video: 64 frames (G=8, 64 new tokens)")
+    p.add_argument("--workload", choices=("video", "image", "long-video", "search"), default="video",
+                   help="video: 16 frames at 224x224; image: one 224x224 image; long-video: 64 frames (G=8, 64 new tokens); "
+                   "search: frame-search rollouts (8-frame preview of 96-frame clips, tool turns, CSV verification)")
     p.add_argument("--mode", choices=("all", "both", "vs-trl", "prefill", "shared", "repeated", "trl"), default="all",
                    help="prompt once per group in generation and loss (prefill), in the loss only (shared), or per completion "
                    "(repeated); trl = TRL's GRPOTrainer at the same settings (image workload only; extra 'bench'); "

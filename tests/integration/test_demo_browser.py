@@ -1,11 +1,13 @@
 """`vlm-rl demo` driven in headless Chromium: login, upload an mp4, answer, frame strip, think/answer split, bad
-upload, runs.
+upload, runs; and a frame search shown turn by turn.
 
 Chromium is Debian's (`/usr/bin/chromium`; scripts/test.sh installs it): Playwright's own browser download cannot
 work on these machines. The test fails, never skips, when it is missing.
 
 The model is the tiny random one with a `sequence_bias` in its generation config that makes it write SCRIPT
 whatever it is shown (each prefix of the script outbids the shorter ones), so the panels can be checked exactly.
+A random model never calls the search tool, so the frame-search test serves the demo in this process over a
+scripted engine (`scripted_engine.py`) that plays SEARCH_SCRIPT turn by turn.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from vlm_rl.config import DataConfig
 from vlm_rl.demo.completion_view import DIRECT_PREFILL
 from vlm_rl.media import VideoSampling, read_video
 
+from scripted_engine import ScriptedEngine  # tests/integration is on sys.path under pytest
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -42,6 +46,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCRIPT = "<think>I count 2 circles.</think>\n<answer>2</answer>"
+SEARCH_CALL = '{"name": "seek_video_frames", "arguments": {"query": "red circle", "start_time": 0, "end_time": 1, "num_frames": 2}}'
+SEARCH_SCRIPT = [
+    f"<think>Look at the first second.</think><tool_call>{SEARCH_CALL}</tool_call>",
+    '<think>Zoom in.</think><tool_call>{"name": "zoom", "arguments": {}}</tool_call>',
+    "<think>I saw two circles.</think><answer>2</answer>",
+]
 LOGGED = {
     "sample": "train.json#3",
     "completion": "<think>I count 2 circles.</think>\n<answer>2</answer>",
@@ -108,6 +118,17 @@ def _expected_captions(video: Path) -> tuple[list[str], str]:
     return captions, f"{clip.frames.shape[3]}x{clip.frames.shape[2]}"
 
 
+def _log_in(browser, url: str):
+    """A page of the demo at `url`, logged in as ann."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_label("username").fill("ann")
+    page.get_by_label("password").fill("test-secret")
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#answer-btn")
+    return page
+
+
 def _upload(page, path: Path) -> None:
     page.set_input_files("#upload input[type=file]", str(path))
     page.locator("#upload").get_by_text(path.stem).first.wait_for(timeout=30_000)
@@ -150,12 +171,7 @@ def test_demo_in_headless_chromium(tiny_model_dir, tmp_path):
             urllib.request.urlopen(url + "config", timeout=10)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            page.get_by_label("username").fill("ann")
-            page.get_by_label("password").fill("test-secret")
-            page.get_by_role("button", name="Login").click()
-            page.wait_for_selector("#answer-btn")
+            page = _log_in(browser, url)
 
             # Upload the mp4, ask, and wait for the streamed answer to finish.
             _upload(page, video)
@@ -227,3 +243,84 @@ def test_demo_in_headless_chromium(tiny_model_dir, tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def _set_slider(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")  # the slider takes a typed value when its box loses focus
+    page.wait_for_function(
+        "([id, v]) => document.querySelector(`#${id} input[type=range]`)?.value === v", arg=[elem_id, str(value)], timeout=30_000
+    )
+
+
+def _search_and_wait(page, expect_in_totals: str) -> str:
+    page.click("#search-btn")
+    page.wait_for_function(
+        "t => (document.querySelector('#search-totals')?.innerText || '').includes(t)", arg=expect_in_totals, timeout=60_000
+    )
+    return page.inner_text("#search-totals")
+
+
+@pytest.mark.slow
+def test_frame_search_in_headless_chromium(tiny_model_dir, tmp_path, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from vlm_rl.demo.app import launch
+    from vlm_rl.demo.model_runner import DemoModel
+    from vlm_rl.demo.settings import DemoConfig
+    from vlm_rl.models.loading import load_adapter
+
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium (scripts/test.sh installs it)"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    video, _, _ = _make_inputs(tmp_path)
+    engine = ScriptedEngine(load_adapter(str(tiny_model_dir)), [[SEARCH_SCRIPT]])
+    config = DemoConfig(
+        models=(tiny_model_dir,), port=_free_port(), auth=(("ann", "test-secret"),), cache_dir=tmp_path / "cache"
+    )
+    blocks = launch(config, [DemoModel(tiny_model_dir, "scripted", engine=engine)], block=False)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = _log_in(browser, f"http://127.0.0.1:{config.port}/")
+            _upload(page, video)
+            page.fill("#question textarea", "How many circles are in the video?")
+            page.get_by_role("tab", name="Frame search").click()
+
+            # Two turns allowed: the call and the unusable call, then the turn limit ends the search.
+            _set_slider(page, "search-turns", 2)
+            totals = _search_and_wait(page, "turn limit")
+            assert "2 turns" in totals and "final answer" not in totals
+            assert page.locator("#search-turn-2").count() == 1 and page.locator("#search-turn-3").count() == 0
+
+            # Three turns: the script answers on its third.
+            _set_slider(page, "search-turns", 3)
+            totals = _search_and_wait(page, "answered")
+            for part in ("3 turns", "1 tool call", "1 parse error", "2 frames returned", "final answer: 2"):
+                assert part in totals, part
+            assert "searched the video" in page.inner_text("#status")
+            assert page.locator("#frames img").count() == 4, "the preview the model saw first"
+
+            call = page.inner_text("#search-turn-1")
+            assert "Look at the first second." in call and "call seek_video_frames" in call
+            assert '"query": "red circle", "start_time": 0, "end_time": 1, "num_frames": 2' in call
+            # the tool's frames, captioned with their timestamps: the 1-second clip's two cache frames at 2 fps
+            gallery = page.locator("#search-frames-1")
+            assert gallery.locator(".caption-label").all_inner_texts() == ["0.0s", "0.5s"]
+            assert gallery.locator("img").count() == 2
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#search-frames-1 img')].every(i => i.complete && i.naturalWidth > 0)",
+                timeout=30_000,
+            )
+            error = page.inner_text("#search-turn-2")
+            assert "parse error" in error and "Parse error." in error and '"name": "zoom"' in error
+            assert page.locator("#search-frames-2").count() == 0, "an unusable call returns no frames"
+            answer = page.inner_text("#search-turn-3")
+            assert "I saw two circles." in answer and "answer\n2" in answer
+            assert engine.calls[-3:] == [1, 1, 1]
+            page.screenshot(path=str(tmp_path / "demo-search.png"), full_page=True)
+            browser.close()
+    finally:
+        blocks.close()
+    assert (tmp_path / "demo-search.png").stat().st_size > 10_000

@@ -1,4 +1,5 @@
-"""The Gradio app: one input form, then Answer (streamed), Sample G, Compare checkpoints and a run browser."""
+"""The Gradio app: one input form, then Answer (streamed), Sample G, Frame search, Compare checkpoints and a run
+browser."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from data_pipelines.schema import PROBLEM_TYPES
+from vlm_rl.config import SearchConfig
 from vlm_rl.demo.completion_view import view_completion
 from vlm_rl.demo.examples import Example, ensure_examples
 from vlm_rl.demo.group_view import (
@@ -29,6 +31,7 @@ from vlm_rl.demo.model_runner import Completions, DemoModel, PreparedPrompt
 from vlm_rl.demo.path_guard import PathGuard
 from vlm_rl.demo.prompting import PROMPT_MODES, WORDINGS, PromptSettings, build_sample
 from vlm_rl.demo.runs import curve_files, find_runs, logged_samples, run_curves
+from vlm_rl.demo.search_view import SearchView, view_search
 from vlm_rl.demo.settings import AUTH_VARIABLE, DemoConfig, DemoError
 from vlm_rl.demo.uploads import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_upload
 from vlm_rl.media import MediaError
@@ -47,6 +50,10 @@ CSS = """
             margin: 2px 4px 2px 0; font-size: 0.8em; }
 .vr-part pre { white-space: pre-wrap; margin: 2px 0 6px; font-size: 0.85em; }
 .vr-summary { margin-bottom: 8px; }
+.vr-search-turn { border-left: 4px solid #1565c0; padding: 4px 8px; margin: 6px 0; }
+.vr-search-turn.vr-outcome-parse_error, .vr-search-turn.vr-outcome-no_action { border-left-color: #b71c1c; }
+.vr-search-turn.vr-outcome-answer { border-left-color: #2e7d32; }
+.vr-search-turn .vr-error { color: #b71c1c; }
 """
 
 
@@ -124,7 +131,8 @@ class DemoApp:
         self.uploads = PathGuard([gr.utils.get_upload_folder(), examples_dir])
         self.run_roots = PathGuard(config.runs) if config.runs else None
 
-    def _prepare(self, model: DemoModel, form: Form) -> PreparedPrompt:
+    def _prepare(self, model: DemoModel, form: Form, search_turns: int | None = None) -> PreparedPrompt:
+        """The form's prompt for `model`; with `search_turns`, the frame-search prompt allowing that many rounds."""
         if not form.upload:
             raise DemoError("upload a video or an image, or pick one of the examples")
         path = self.uploads.check(form.upload)
@@ -133,6 +141,8 @@ class DemoApp:
         settings = PromptSettings(
             float(form.fps or 0), int(form.max_frames or 0), int(form.max_pixels or 0), form.mode, form.wording
         )
+        if search_turns is not None:
+            return model.prepare_search(sample, settings, search_turns)
         return model.prepare(sample, settings)
 
     def answer(self, model_label: str, *values):
@@ -166,6 +176,62 @@ class DemoApp:
         items, groups = score_completions(model, prompt.sample, completions)
         status = f"{len(items)} completions from {html.escape(model.label)} in {seconds:.2f} s."
         return status, _frames(prompt), render_group(items, groups, reward_notes(items, model.rewards.weights))
+
+    def search(self, model_label: str, max_turns: float, turn_tokens: float, *values):
+        """One frame-search rollout: (status, preview frames, the view the totals and turn cards are drawn from)."""
+        form, model = Form(*values), self.models[model_label]
+        try:
+            prompt = self._prepare(model, form, search_turns=int(max_turns))
+        except USER_FACING as error:
+            return _error(error, form.upload), _frames(None), None
+        started = time.perf_counter()
+        rollouts = model.search(prompt, int(max_turns), int(turn_tokens), float(form.temperature))
+        seconds = time.perf_counter() - started
+        view = view_search(rollouts.trajectories[0], rollouts.truncated[0])
+        status = f"{html.escape(model.label)} searched the video in {seconds:.2f} s."
+        return status, _frames(prompt), view
+
+    def _search_tab(self, search: SearchConfig) -> tuple[gr.Slider, gr.Slider, gr.Button, gr.State]:
+        """The Frame search tab: its settings and button, and the totals and turn cards drawn from the view state."""
+        gr.Markdown(
+            "The model searches the video with the `seek_video_frames` tool (TimeSearch-R): each turn thinks, then "
+            "asks for frames of a time window or answers. The frames above are its preview; the search prompt "
+            "replaces the prompt mode and wording."
+        )
+        with gr.Row():
+            max_turns = gr.Slider(
+                1, max(16, search.max_turns), step=1, value=search.max_turns, label="max turns", elem_id="search-turns"
+            )
+            turn_tokens = gr.Slider(
+                1,
+                max(1024, search.max_turn_tokens),
+                step=1,
+                value=search.max_turn_tokens,
+                label="max tokens per turn",
+                elem_id="turn-tokens",
+            )
+            button = gr.Button("Search", variant="primary", elem_id="search-btn")
+        view = gr.State(None)
+
+        @gr.render(inputs=[view])
+        def turns(shown: SearchView | None) -> None:
+            if shown is None:
+                return
+            gr.HTML(shown.totals, elem_id="search-totals")
+            for turn in shown.turns:
+                gr.HTML(turn.html, elem_id=f"search-turn-{turn.number}")
+                if turn.frames:
+                    gr.Gallery(
+                        turn.frames,
+                        label=turn.gallery_label,
+                        columns=4,
+                        height="auto",
+                        object_fit="contain",
+                        format="png",
+                        elem_id=f"search-frames-{turn.number}",
+                    )
+
+        return max_turns, turn_tokens, button, view
 
     def compare(self, label_a: str, label_b: str, *values):
         """The same input answered once by each of two models: (status, frames, cards)."""
@@ -339,6 +405,8 @@ class DemoApp:
                                 )
                                 sample_button = gr.Button("Sample G", variant="primary", elem_id="sample-btn")
                             group = gr.HTML(elem_id="group")
+                        with gr.Tab("Frame search"):
+                            search_turns, turn_tokens, search_button, search_view = self._search_tab(first.config.search)
                         with gr.Tab("Compare checkpoints"):
                             with gr.Row():
                                 model_a = gr.Dropdown(labels, value=labels[0], label="Model A", elem_id="compare-a")
@@ -363,6 +431,11 @@ class DemoApp:
                             samples = gr.HTML(elem_id="run-samples")
             answer_button.click(self.answer, [model, *form], [status, frames, think_out, answer_out, stats, raw])
             sample_button.click(self.sample_group, [model, group_size, *form], [status, frames, group])
+            search_button.click(
+                self.search,
+                [model, search_turns, turn_tokens, *form],
+                [status, frames, search_view],
+            )
             compare_button.click(self.compare, [model_a, model_b, *form], [status, frames, compared])
             run.change(self.show_run, [run], [run_status, curves, step, samples])
             step.input(self.run_samples, [run, step], [samples])
@@ -399,10 +472,12 @@ def launch_options(config: DemoConfig, examples_dir: Path, runs: dict[str, Path]
     return options
 
 
-def launch(config: DemoConfig) -> None:
-    """Load the models, make the examples, and serve until interrupted."""
+def launch(config: DemoConfig, models: Sequence[DemoModel] | None = None, *, block: bool = True) -> gr.Blocks:
+    """Load the models (unless given, e.g. over a scripted engine in tests), make the examples and serve: until
+    interrupted, or with ``block=False`` in the background (stop it with the returned app's ``close()``)."""
     examples_dir, examples = ensure_examples(config.cache_dir)
-    app = DemoApp(config, load_models(config.models), examples_dir, examples)
+    app = DemoApp(config, models or load_models(config.models), examples_dir, examples)
     blocks = app.build()
     blocks.queue(default_concurrency_limit=1)
-    blocks.launch(**launch_options(config, examples_dir, app.runs))
+    blocks.launch(**launch_options(config, examples_dir, app.runs), prevent_thread_lock=not block)
+    return blocks

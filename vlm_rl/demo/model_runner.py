@@ -15,12 +15,15 @@ from vlm_rl.algorithms import get_advantage_fn
 from vlm_rl.config import RunConfig, load_config
 from vlm_rl.demo.frame_strip import image_strip, video_strip
 from vlm_rl.demo.prompting import PromptSettings
+from vlm_rl.demo.settings import DemoError
 from vlm_rl.models.adapter import PromptInputs
 from vlm_rl.models.loading import load_adapter, load_model
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import RewardContext, RewardPipeline, RewardResult
-from vlm_rl.rollout.base import Rollouts, SamplingParams
+from vlm_rl.rollout.base import RolloutEngine, Rollouts, SamplingParams
 from vlm_rl.rollout.hf_engine import HFRolloutEngine
+from vlm_rl.rollout.turn_loop import TurnLoop
+from vlm_rl.training.frame_search import SearchTools
 
 
 @dataclass(frozen=True)
@@ -58,17 +61,24 @@ def _config_for(path: Path) -> RunConfig:
 
 
 class DemoModel:
-    """A model directory with its adapter, its saved config, and the rewards and advantages it was trained with."""
+    """A model directory with its adapter, its saved config, and the rewards and advantages it was trained with.
 
-    def __init__(self, path: str | Path, label: str) -> None:
+    `engine` generates in place of the directory's model on HF generate (which is then not loaded), e.g. a
+    scripted engine in tests; it must accept the adapter's prompts.
+    """
+
+    def __init__(self, path: str | Path, label: str, engine: RolloutEngine | None = None) -> None:
         self.path = Path(path)
         self.label = label
         self.config = _config_for(self.path)
         self.adapter = load_adapter(self.config.model.path)
-        model = load_model(self.config.model, trainable=False)
-        if torch.cuda.is_available():
-            model = model.to("cuda")
-        self.engine = HFRolloutEngine(model, self.adapter)
+        if engine is None:
+            model = load_model(self.config.model, trainable=False)
+            if torch.cuda.is_available():
+                model = model.to("cuda")
+            engine = HFRolloutEngine(model, self.adapter)
+        self.engine = engine
+        self._search_tools: SearchTools | None = None
         self.rewards = RewardPipeline(self.config.reward.weights, custom=self.config.reward.custom)
         self._advantage_fn = get_advantage_fn(self.config.algo.advantage)
         self._lock = threading.Lock()
@@ -81,16 +91,25 @@ class DemoModel:
 
         Raises MediaError for media that does not decode or cannot be sampled with `settings`.
         """
-        data = settings.data_config(self.config.data)
-        encoder = PromptEncoder(self.adapter, data)
-        text = encoder.text(sample) + settings.prefill
+        return self._encode(sample, PromptEncoder(self.adapter, settings.data_config(self.config.data)), settings.prefill)
+
+    def prepare_search(self, sample: Sample, settings: PromptSettings, max_turns: int) -> PreparedPrompt:
+        """The frame-search prompt of a video sample: the tool's description, the preview video and the search
+        instructions allowing `max_turns` rounds. DemoError for an image; MediaError as `prepare`."""
+        if sample.data_type != "video":
+            raise DemoError("frame search needs a video: upload one or pick a video example")
+        data = settings.search_data_config(self.config.data)
+        return self._encode(sample, PromptEncoder(self.adapter, data, search_turns=max_turns), "")
+
+    def _encode(self, sample: Sample, encoder: PromptEncoder, prefill: str) -> PreparedPrompt:
+        text = encoder.text(sample) + prefill
         if sample.data_type == "video":
-            clip = encoder.frames.get_video(sample.media_path, encoder.video_sampling, data.video.reader)
+            clip = encoder.frames.get_video(sample.media_path, encoder.video_sampling, encoder.data.video.reader)
             inputs, (strip, summary) = self.adapter.encode(text, video=clip), video_strip(clip)
         else:
             image = encoder.frames.get_image(sample.media_path, encoder.image_sampling)
             inputs, (strip, summary) = self.adapter.encode(text, images=[image]), image_strip(image)
-        return PreparedPrompt(sample, inputs, strip, summary, settings.prefill)
+        return PreparedPrompt(sample, inputs, strip, summary, prefill)
 
     def _params(self, n: int, max_new_tokens: int, temperature: float) -> SamplingParams:
         rollout = self.config.rollout
@@ -136,6 +155,17 @@ class DemoModel:
         with self._lock:
             rollouts = self.engine.generate([prompt.inputs], self._params(n, max_new_tokens, temperature))
         return Completions.from_rollouts(rollouts, prompt.prefill)
+
+    def search(self, prompt: PreparedPrompt, max_turns: int, max_turn_tokens: int, temperature: float) -> Rollouts:
+        """One frame-search rollout of a `prepare_search` prompt: model turns and `seek_video_frames` tool turns
+        (the model's ``search`` settings: frame cache, scorer) until it answers, stops acting or has taken
+        `max_turns` turns of at most `max_turn_tokens` tokens each."""
+        loop = TurnLoop(self.engine, self.adapter, max_turns=max_turns, max_turn_tokens=max_turn_tokens)
+        with self._lock:
+            if self._search_tools is None:
+                self._search_tools = SearchTools(self.config.search, self.config.data.video.reader)
+            environments = self._search_tools.environments([prompt.sample])
+            return loop.generate([prompt.inputs], environments, self._params(1, max_turn_tokens, temperature))
 
     def score(self, sample: Sample, texts: Sequence[str]) -> tuple[RewardResult, torch.Tensor]:
         """The training rewards of `texts` against the sample's answer, and their group advantages."""

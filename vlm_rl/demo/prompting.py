@@ -81,6 +81,11 @@ class PromptSettings:
         system = THINK_OR_NOT_SYSTEM if self.mode == "think-or-not (TON)" else base.system_prompt
         return dataclasses.replace(base, video=video, image=image, prompt_template=self.wording, system_prompt=system)
 
+    def search_data_config(self, base: DataConfig) -> DataConfig:
+        """`data_config` with the frame-search prompt: its own system turn and instructions, so the prompt mode and
+        the question wording do not apply (only the frame and pixel choices of the preview do)."""
+        return dataclasses.replace(self.data_config(base), prompt_template="timesearch", system_prompt=base.system_prompt)
+
 
 def parse_options(text: str) -> tuple[str, ...]:
     """One option per non-empty line; lines without a letter label (``A.``, ``B)``, ``(C)``) are labelled in order."""

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tqdm.auto import tqdm
 
@@ -25,6 +25,9 @@ from vlm_rl.media import MediaError
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import accuracy_reward, format_reward
 from vlm_rl.rollout import RolloutEngine, SamplingParams
+
+if TYPE_CHECKING:
+    from vlm_rl.eval.search_eval import SearchEval
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ class EvalReport:
     `accuracy` uses the headline scoring (`settings["scoring"]`); `accuracy_strict` and
     `accuracy_lenient` are both reported under rule scoring and are None under a scorer with one
     verdict (the judge). Items whose media could not be read are in `results` with their error,
-    count as wrong and stay in every denominator (`failures`).
+    count as wrong and stay in every denominator (`failures`). `search` holds the frame-search numbers
+    of an evaluation with search (`vlm_rl.eval.search_eval.SearchEval.summary`), else None.
     """
 
     n: int
@@ -106,19 +110,26 @@ class EvalReport:
     by_group: dict[str, dict[str, dict[str, float]]]
     settings: dict[str, Any]
     results: list[dict[str, Any]] = field(repr=False)
+    search: dict[str, float] | None = None
 
     def summary(self) -> dict[str, float]:
-        """Flat scalars for logging."""
+        """Flat scalars for logging (``search/<key>`` for the search numbers of a search evaluation)."""
         out = {"accuracy": self.accuracy, "format_rate": self.format_rate, "mean_length": self.mean_length}
         out["skip_ratio"] = self.skip_ratio
         if self.accuracy_lenient is not None:
             out["accuracy_lenient"] = self.accuracy_lenient
         out.update({f"accuracy/{k}": v["accuracy"] for k, v in self.by_problem_type.items()})
+        if self.search is not None:
+            out.update({f"search/{k}": v for k, v in self.search.items()})
         return out
 
     def write(self, path: str | Path) -> None:
+        """The report as JSON (without a ``search`` key when the evaluation did not search)."""
+        report = asdict(self)
+        if self.search is None:
+            del report["search"]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(asdict(self), indent=1))
+        Path(path).write_text(json.dumps(report, indent=1))
 
 
 def evaluate(
@@ -132,6 +143,7 @@ def evaluate(
     group_by: Sequence[str] = (),
     settings: dict[str, Any] | None = None,
     progress: bool = False,
+    search: SearchEval | None = None,
 ) -> EvalReport:
     """Answer every sample once with `engine` (greedy when cfg.temperature == 0) and score it.
 
@@ -143,12 +155,19 @@ def evaluate(
     ``metadata``) to break accuracy down by. With `progress`, a progress bar, and one line on stderr
     for each item whose media cannot be read (naming the file and the fix; what the decoder printed
     itself is dropped).
+
+    With `search`, each sample is answered by a frame-search rollout instead (`vlm_rl.eval.search_eval`):
+    the item is scored by the single-answer rule, its ``format`` is the search format, it gets a ``search``
+    entry, the report a ``search`` summary, and the search settings are part of `settings`.
     """
     if not samples:
         raise ValueError("evaluation needs at least one record")
     started = time.perf_counter()
     scorer = scorer or RuleScorer(cfg.mc_mode)
     settings = {**asdict(cfg), "prompt_template": encoder.data.prompt_template, **(settings or {})}
+    if search is not None:
+        search.check(samples)
+        settings["search"] = search.settings
     done = _resume(Path(items_path), settings) if items_path is not None else {}
     params = SamplingParams(n=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
     todo = [s for s in samples if s.origin not in done]
@@ -166,11 +185,15 @@ def evaluate(
                     done[sample.origin] = log.write(_failed(sample, str(err), group_by, scorer.letter_rules))
                     if progress:
                         bar.write(f"{sample.origin}: {err} (counted wrong)", file=sys.stderr)
-            rollouts = engine.generate(prompts, params) if prompts else None
-            for i, sample in enumerate(ready):
-                text = rollouts.texts[i]
-                item = _result(sample, text, len(rollouts.completion_ids[i]), rollouts.truncated[i], scorer(sample, text), group_by)
-                done[sample.origin] = log.write(item)
+            if search is not None:
+                for sample, item in zip(ready, _search_results(search, ready, prompts, params, scorer, group_by)):
+                    done[sample.origin] = log.write(item)
+            else:
+                rollouts = engine.generate(prompts, params) if prompts else None
+                for i, sample in enumerate(ready):
+                    text = rollouts.texts[i]
+                    item = _result(sample, text, len(rollouts.completion_ids[i]), rollouts.truncated[i], scorer(sample, text), group_by)
+                    done[sample.origin] = log.write(item)
             bar.update(len(chunk))
             bar.set_postfix(accuracy=f"{_mean(r['reward'] for r in done.values()):.3f}")
     bar.close()
@@ -192,6 +215,7 @@ def evaluate(
         by_group={key: _grouped(results, lambda r, key=key: r["groups"][key], letter_rules) for key in group_by},
         settings=settings,
         results=results,
+        search=search.summary(results) if search is not None else None,
     )
 
 
@@ -235,6 +259,31 @@ def _result(sample: Sample, text: str, length: int, truncated: bool, score: Item
         "length": length,
         "truncated": truncated,
     }
+
+
+def _search_results(
+    search: SearchEval,
+    samples: Sequence[Sample],
+    prompts: Sequence[Any],
+    params: SamplingParams,
+    scorer: Scorer,
+    group_by: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The items of one batch answered by search rollouts (see `evaluate`)."""
+    from vlm_rl.eval.search_eval import single_answer_score
+
+    items = []
+    for sample, rollout in zip(samples, search.run(samples, prompts, params) if prompts else []):
+        score = single_answer_score(rollout.turns, sample, scorer)
+        item = _result(sample, rollout.text, rollout.length, rollout.truncated, score, group_by)
+        entry = search.entry(rollout, sample, score.reward)
+        item.update(
+            prediction=entry["answers"][0] if len(entry["answers"]) == 1 else "",
+            format=entry["search_format"],
+            search=entry,
+        )
+        items.append(item)
+    return items
 
 
 def _failed(sample: Sample, error: str, group_by: Sequence[str], letter_rules: bool) -> dict[str, Any]:

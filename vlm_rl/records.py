@@ -10,12 +10,13 @@ from vlm_rl.media import ImageSampling, MediaError, probe_video, read_image
 
 
 def load_records(
-    files: list[str], media_root: str | None, *, limit: int | None = None, reader: str = "auto"
+    files: list[str], media_root: str | None, *, limit: int | None = None, reader: str = "auto", search_fps: float | None = None
 ) -> list[Sample]:
     """Read every file, then probe every video and image, so bad input stops the run before training.
 
     `files` and `media_root` come from the config (``data.*_files``, ``data.media_root``), so a missing
-    media file's error tells the user to set ``data.media_root=``.
+    media file's error tells the user to set ``data.media_root=``. With `search_fps` (frame search on),
+    every record must be a video that lasts at least one frame of the search cache.
     """
     samples: list[Sample] = []
     try:
@@ -27,8 +28,15 @@ def load_records(
         samples = samples[:limit]
     for sample in samples:
         try:
+            if search_fps is not None and sample.data_type != "video":
+                raise MediaError(f"frame search needs a video, got data_type {sample.data_type!r}; remove the record or turn search.enabled off")
             if sample.data_type == "video":
-                probe_video(sample.media_path, reader)
+                info = probe_video(sample.media_path, reader)
+                if search_fps is not None and info.total_frames / info.fps * search_fps < 1:
+                    raise MediaError(
+                        f"video {sample.media_path} lasts {info.total_frames / info.fps:.3g} s, less than one frame of the "
+                        f"search cache at search.cache_fps={search_fps:g}; raise search.cache_fps or remove the record"
+                    )
             elif sample.data_type == "image":
                 read_image(sample.media_path, ImageSampling())
             for path in sample.extra_images:

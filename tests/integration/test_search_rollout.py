@@ -140,3 +140,16 @@ def test_search_run_resumes_like_an_uninterrupted_run(run_config, varied_reward,
         assert a[step].keys() == b[step].keys()
         for key, value in a[step].items():
             assert b[step][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, key)
+
+
+def test_a_video_shorter_than_one_cache_frame_is_refused_before_training(run_config, tmp_path):
+    config = _with(run_config, [*SEARCH, "search.cache_fps=0.5", f"output_dir={tmp_path / 'run'}"])
+    with pytest.raises(Exception, match=r"train\.json#\d+: video .* lasts 1 s, less than one frame of the search cache at search\.cache_fps=0\.5"):
+        GRPOTrainer(config)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_record_without_duration_gets_the_file_duration_in_the_prompt(search_setup):
+    config, adapter, encoder, samples = search_setup
+    assert "duration" not in samples[0].extra
+    assert encoder.text(samples[0]).rstrip().endswith("The video duration: 1 seconds.\n<|im_end|>\n<|im_start|>assistant".rstrip())

@@ -55,13 +55,15 @@ class Trainer:
         self.run_dir = Path(config.output_dir)
         self.is_main = self.accelerator.is_main_process
         self.adapter = load_adapter(config.model.path)
+        search_fps = config.search.cache_fps if config.search.enabled else None
         self.train_samples = load_records(
-            config.data.train_files, config.data.media_root, limit=config.data.limit, reader=config.data.video.reader
+            config.data.train_files, config.data.media_root, limit=config.data.limit, reader=config.data.video.reader, search_fps=search_fps
         )
         if not self.train_samples:
             raise ConfigError(f"no training records in {config.data.train_files}")
         self.eval_samples = load_records(
-            config.data.eval_files, config.data.media_root, limit=config.trainer.eval_limit, reader=config.data.video.reader
+            config.data.eval_files, config.data.media_root, limit=config.trainer.eval_limit, reader=config.data.video.reader,
+            search_fps=search_fps,
         )
         self.encoder = PromptEncoder(self.adapter, config.data, search_turns=config.search.max_turns)
         self.sampler = PromptSampler(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from vlm_rl.models.loading import vision_tower
 from vlm_rl.training.grpo import GRPOTrainer
 
 from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
+from run_metrics import assert_same_metrics
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
@@ -65,10 +65,6 @@ def test_frozen_vision_tower_stays_fixed(run_config, varied_reward):
     assert not any(p.requires_grad for p in visual.parameters())
 
 
-def _metric_rows(run_dir: Path) -> dict[int, dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: {k: v for k, v in r.items() if k != "sec_per_step" and not k.startswith("time/")} for r in rows}
-
 
 def test_resume_logs_the_same_metrics_as_an_uninterrupted_run(run_config, varied_reward, tmp_path):
     common = [*varied_reward, "trainer.steps=4", "trainer.save_every=2", "trainer.keep_checkpoints=5"]
@@ -82,12 +78,7 @@ def test_resume_logs_the_same_metrics_as_an_uninterrupted_run(run_config, varied
     assert trainer.start_step == 2
     trainer.train()
 
-    a, b = _metric_rows(tmp_path / "straight"), _metric_rows(tmp_path / "resumed")
-    assert sorted(a) == sorted(b) == [1, 2, 3, 4]
-    for step in (3, 4):
-        assert a[step].keys() == b[step].keys()
-        for key, value in a[step].items():
-            assert b[step][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, key)
+    assert_same_metrics(tmp_path / "straight", tmp_path / "resumed", [1, 2, 3, 4], [3, 4])
     sa = torch.load(tmp_path / "straight" / "checkpoints" / "step_00000004" / "optimizer.pt", weights_only=False)
     sb = torch.load(tmp_path / "resumed" / "checkpoints" / "step_00000004" / "optimizer.pt", weights_only=False)
     for key, state in sa["state"].items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from vlm_rl.training.frame_search import SearchTools
 from vlm_rl.training.grpo import GRPOTrainer
 
 from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
+from run_metrics import assert_same_metrics
 from scripted_engine import ScriptedEngine
 
 HERE = Path(__file__).parent
@@ -122,10 +122,6 @@ def test_search_training_moves_every_parameter_and_the_loss_forward_sees_tool_fr
     assert with_tool_frames, f"no loss forward saw a tool frame; vision grids with grad: {grids}"
 
 
-def _metric_rows(run_dir: Path) -> dict[int, dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: {k: v for k, v in r.items() if k != "sec_per_step" and not k.startswith("time/")} for r in rows}
-
 
 def test_search_run_resumes_like_an_uninterrupted_run(run_config, varied_reward, tmp_path):
     common = [*SEARCH, *varied_reward, "trainer.steps=4", "trainer.save_every=2", "trainer.keep_checkpoints=5"]
@@ -134,12 +130,7 @@ def test_search_run_resumes_like_an_uninterrupted_run(run_config, varied_reward,
     resumed = GRPOTrainer(_with(run_config, [*common, "trainer.resume=auto", f"output_dir={tmp_path / 'resumed'}"]))
     assert resumed.start_step == 2
     resumed.train()
-    a, b = _metric_rows(tmp_path / "straight"), _metric_rows(tmp_path / "resumed")
-    assert sorted(a) == sorted(b) == [1, 2, 3, 4]
-    for step in (3, 4):
-        assert a[step].keys() == b[step].keys()
-        for key, value in a[step].items():
-            assert b[step][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, key)
+    assert_same_metrics(tmp_path / "straight", tmp_path / "resumed", [1, 2, 3, 4], [3, 4])
 
 
 def test_a_video_shorter_than_one_cache_frame_is_refused_before_training(run_config, tmp_path):

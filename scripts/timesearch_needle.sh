@@ -39,4 +39,6 @@ for seed in $seeds; do
         [ -f "$run/$arm/eval.json" ] || vlm-rl eval --model "$run/$arm/final" --data "$data/test.json" --out "$run/$arm/eval.json" search.csv=true
     done
 done
-python -m vlm_rl.eval.search_table "$out" $seeds
+echo
+echo "Held-out needle clips ($data/test.json), greedy; mean ± std over seeds ($seeds), per-seed values in brackets:"
+python scripts/needle_table.py "$out" $seeds

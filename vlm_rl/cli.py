@@ -22,9 +22,6 @@ USER_ERRORS = (
 )
 """Errors about the user's input: printed as one line, without a traceback."""
 
-SEARCH_OVERRIDES = ["search.enabled=true", "data.prompt_template=timesearch"]
-"""What `vlm-rl eval --search` sets before the command's own overrides."""
-
 
 def _train(args: argparse.Namespace, kind: str) -> None:
     from vlm_rl.config import load_config
@@ -82,8 +79,10 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
     config_path = args.config or job.preset
     if config_path is None and (Path(args.model) / "vlm_rl.yaml").is_file():
         config_path = Path(args.model) / "vlm_rl.yaml"
-    search_overrides = SEARCH_OVERRIDES if args.search else []
-    config = load_config(config_path, [*search_overrides, *args.overrides, f"model.path={args.model}"])
+    overrides = [*args.overrides, f"model.path={args.model}"]
+    if args.search:
+        overrides = [*_search_overrides(load_config(config_path, overrides)), *overrides]
+    config = load_config(config_path, overrides)
     try:
         samples = load_benchmark_samples(job.data, media_root=config.data.media_root, limit=args.limit, **job.reader_kwargs)
     except MediaNotFoundError as err:
@@ -137,6 +136,15 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         print(search_line(report.search))
 
 
+def _search_overrides(config) -> list[str]:
+    """What `eval --search` sets before the command's own overrides: search on, and the timesearch prompt unless
+    the config already has a search prompt."""
+    from vlm_rl.config import SEARCH_TEMPLATES
+
+    keep = config.data.prompt_template in SEARCH_TEMPLATES
+    return ["search.enabled=true", *([] if keep else ["data.prompt_template=timesearch"])]
+
+
 def _make_tiny_model(args: argparse.Namespace) -> None:
     from vlm_rl.models.tiny import build_tiny_model
 
@@ -188,7 +196,7 @@ def _show_data(args: argparse.Namespace) -> None:
     from data_pipelines.formats import load_benchmark_samples, record_format
     from data_pipelines.prompts import build_prompt_text
     from data_pipelines.record_files import MediaNotFoundError, iter_records
-    from vlm_rl.config import load_config
+    from vlm_rl.config import SEARCH_TEMPLATES, load_config
 
     config = load_config(args.config, args.overrides)
     template = args.template
@@ -202,23 +210,26 @@ def _show_data(args: argparse.Namespace) -> None:
     first = next(iter_records(args.input))[2]
     kinds = Counter(f"{s.data_type}/{s.problem_type}" for s in samples)
     print(f"{args.input}: {record_format(first)} format, {len(samples)} samples ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
-    if template == "timesearch":
-        print(_search_prompt_settings(config))
+    search = template in SEARCH_TEMPLATES
+    if search:
+        print(_search_prompt_settings(config, template))
     for sample in samples[: args.limit]:
         media = ", ".join(str(p) for p in (sample.media_path, *sample.extra_images) if p is not None) or "none"
-        prompt = _search_user_turn(sample, config) if template == "timesearch" else build_prompt_text(sample, template)
+        prompt = _search_user_turn(sample, config, template) if search else build_prompt_text(sample, template)
         print(f"\n--- {sample.origin} (media: {media})\n{prompt}\n=> {sample.solution}")
 
 
-def _search_prompt_settings(config) -> str:
-    """What every frame-search prompt shares: the system turn with the tool schema, how the preview video is
-    sampled (data.video) and how the tool's frames are (search)."""
-    from data_pipelines.search_prompt import MAX_FRAMES_PER_CALL, SEARCH_SYSTEM_PROMPT
+def _search_prompt_settings(config, template: str) -> str:
+    """What every frame-search prompt of `template` shares: the system turn that describes the tool, how the
+    preview video is sampled (data.video) and how the tool's frames are (search)."""
+    from data_pipelines.search_prompt import MAX_FRAMES_PER_CALL, SEARCH_SYSTEM_PROMPT, SHORT_SEARCH_SYSTEM_PROMPT
 
     video, search = config.data.video, config.search
-    system = config.data.system_prompt if config.data.system_prompt is not None else SEARCH_SYSTEM_PROMPT
+    system = config.data.system_prompt
+    if system is None:
+        system = SEARCH_SYSTEM_PROMPT if template == "timesearch" else SHORT_SEARCH_SYSTEM_PROMPT
     return (
-        f"\n=== system turn (template timesearch)\n{system}\n"
+        f"\n=== system turn (template {template})\n{system}\n"
         f"=== preview video (data.video): fps {video.fps}, nframes {video.nframes}, frames {video.min_frames}-"
         f"{video.max_frames}, pixels per frame {video.min_pixels}-{video.max_pixels}, total pixels {video.total_pixels}, "
         f"reader {video.reader}\n"
@@ -227,14 +238,14 @@ def _search_prompt_settings(config) -> str:
     )
 
 
-def _search_user_turn(sample, config) -> str:
+def _search_user_turn(sample, config, template: str) -> str:
     """The user turn of a frame-search prompt: the preview video (with the record's own sampling, if any), then
     the search instructions, the question and the video's duration (the record's, else the file's)."""
-    from data_pipelines.search_prompt import search_question
+    from data_pipelines.search_prompt import search_question, short_search_question
     from vlm_rl.media import probe_video
 
     if sample.data_type != "video":
-        raise ConfigError(f"{sample.origin}: the timesearch prompt needs a video record, got data_type {sample.data_type!r}")
+        raise ConfigError(f"{sample.origin}: the {template} prompt needs a video record, got data_type {sample.data_type!r}")
     if "duration" in sample.extra:
         duration = float(sample.extra["duration"])
     else:
@@ -242,7 +253,9 @@ def _search_user_turn(sample, config) -> str:
         duration = info.total_frames / info.fps
     own = ", ".join(f"{k} {v}" for k, v in sample.media_overrides.items())
     preview = f"<preview video{': ' + own if own else ''}>"
-    return f"{preview}\n{search_question(sample, duration, config.search.max_turns)}"
+    if template == "timesearch":
+        return f"{preview}\n{search_question(sample, duration, config.search.max_turns)}"
+    return f"{preview}\n{short_search_question(sample, duration)}"
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -367,8 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--search",
         action="store_true",
-        help="answer with frame search (the seek_video_frames tool loop): sets search.enabled=true and "
-        "data.prompt_template=timesearch (on by itself when the config has search.enabled)",
+        help="answer with frame search (the seek_video_frames tool loop): sets search.enabled=true and, unless the "
+        "config has a search prompt, data.prompt_template=timesearch (on by itself when the config has search.enabled)",
     )
     p.add_argument("--compare", nargs="+", metavar="REPORT", help="print eval reports side by side and exit")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.temperature=0.7")
@@ -421,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help=".json or .jsonl records")
     p.add_argument(
         "--template",
-        help="prompt template (see data.prompt_template; timesearch shows the frame-search prompt and its settings); "
+        help="prompt template (see data.prompt_template; timesearch and timesearch_short show the frame-search prompt "
+        "and its settings); "
         "default: the config's data.prompt_template with --config or a data.prompt_template override, else video_r1_eval",
     )
     p.add_argument("--config", help="YAML config whose data.video and search sections the timesearch prompt shows")

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from data_pipelines.formats.video_r1 import load_samples
-from data_pipelines.search_prompt import VERIFY_SYSTEM_PROMPT
+from data_pipelines.search_prompt import SEARCH_SYSTEM_PROMPT, SHORT_SEARCH_SYSTEM_PROMPT, VERIFY_SYSTEM_PROMPT
 from vlm_rl.cli import main
-from vlm_rl.config import EvalConfig, save_config
+from vlm_rl.config import ConfigError, EvalConfig, save_config
 from vlm_rl.eval.runner import evaluate
 from vlm_rl.eval.search_eval import SearchEval
 from vlm_rl.eval.table import ReportError
@@ -114,7 +115,8 @@ def test_search_items_follow_the_single_answer_rule_and_carry_their_search(setup
     assert report.settings["search"]["max_turns"] == 3
 
     # a rerun reads every item back from the log and generates nothing
-    again = evaluate(FailingEngine(), encoder, samples, config.eval, search=SearchEval(config.search, FailingEngine(), adapter, config.eval, "auto"), items_path=items)
+    idle = FailingEngine()
+    again = evaluate(idle, encoder, samples, config.eval, search=SearchEval(config.search, idle, adapter, config.eval, "auto"), items_path=items)
     assert again.results == report.results and again.search == report.search
     with pytest.raises(ReportError, match="other settings"):
         evaluate(FailingEngine(), encoder, samples, config.eval, items_path=items)
@@ -132,10 +134,6 @@ def test_evaluation_without_search_keeps_its_report(setup, tmp_path):
 
 def test_search_needs_video_records(setup):
     config, adapter, encoder, samples, engine = setup
-    from dataclasses import replace
-
-    from vlm_rl.config import ConfigError
-
     image = replace(samples[0], data_type="image", origin="x.json#0")
     with pytest.raises(ConfigError, match=r"x.json#0: frame search evaluates video records only"):
         evaluate(engine, encoder, [image], config.eval, search=SearchEval(config.search, engine, adapter, config.eval, "auto"))
@@ -150,7 +148,7 @@ def _cli_eval(model: Path, data: Path, out: Path, *extra: str) -> dict:
     return json.loads(out.read_text())
 
 
-def test_eval_command_searches_with_the_flag(tiny_model_dir, synthetic_data, tmp_path, capsys):
+def test_eval_command_searches_with_the_flag(tiny_model_dir, synthetic_data, run_config, tmp_path, capsys):
     report = _cli_eval(tiny_model_dir, synthetic_data.test_path, tmp_path / "r.json", "--search", *CLI_TINY)
     assert report["settings"]["prompt_template"] == "timesearch" and report["settings"]["search"]["enabled"]
     assert set(report["search"]) >= {"tool_calls", "valid_call_rate", "frames", "format_rate", "csv_rate", "verifier_accuracy"}
@@ -158,6 +156,13 @@ def test_eval_command_searches_with_the_flag(tiny_model_dir, synthetic_data, tmp
     out = capsys.readouterr().out
     assert "search: " in out and "tool calls/item" in out
     assert "| search format rate |" in (tmp_path / "r.md").read_text()
+
+    # a config that already has a search prompt keeps it
+    model = tmp_path / "short"
+    shutil.copytree(tiny_model_dir, model)
+    save_config(with_overrides(run_config, ["data.prompt_template=timesearch_short"]), model / "vlm_rl.yaml")
+    report = _cli_eval(model, synthetic_data.test_path, tmp_path / "short.json", "--search", *CLI_TINY)
+    assert report["settings"]["prompt_template"] == "timesearch_short" and "search" in report
 
 
 def test_eval_command_searches_for_a_model_trained_with_search(tiny_model_dir, synthetic_data, run_config, tmp_path):
@@ -172,8 +177,6 @@ def test_eval_command_searches_for_a_model_trained_with_search(tiny_model_dir, s
 
 
 def test_data_show_renders_the_search_prompt(synthetic_data, capsys):
-    from data_pipelines.search_prompt import SEARCH_SYSTEM_PROMPT
-
     records = str(synthetic_data.test_path)
     main(["data", "show", records, "--limit", "1", "data.prompt_template=timesearch", "data.video.fps=null",
           "data.video.nframes=8", "search.max_turns=3"])
@@ -191,3 +194,7 @@ def test_data_show_renders_the_search_prompt(synthetic_data, capsys):
     main(["data", "show", records, "--limit", "1"])
     out = capsys.readouterr().out
     assert SEARCH_SYSTEM_PROMPT not in out and "seek_video_frames" not in out and "<answer>" in out
+
+    main(["data", "show", records, "--limit", "1", "--template", "timesearch_short"])
+    out = capsys.readouterr().out
+    assert SHORT_SEARCH_SYSTEM_PROMPT in out and SEARCH_SYSTEM_PROMPT not in out and "Duration: 1 s." in out

@@ -107,14 +107,14 @@ def _kill_when(proc: subprocess.Popen, run_dir: Path, moment: str | float) -> st
     return f"killed at {moment if moment == 'staging' else f'{moment:.2f}s'}"
 
 
-def _kill_and_resume(model: Path, data, run_dir: Path, moments: list) -> str:
+def _kill_and_resume(model: Path, data, run_dir: Path, moments: list, *extra: str) -> str:
     """Kill one launch at each moment in turn, then run to the end; the story of what happened."""
     story = []
     for moment in moments:
-        proc = _launch(_command(model, data, run_dir))
+        proc = _launch(_command(model, data, run_dir, *extra))
         story.append(_kill_when(proc, run_dir, moment))
         proc.communicate()
-    code, stderr = _finish(_launch(_command(model, data, run_dir)))
+    code, stderr = _finish(_launch(_command(model, data, run_dir, *extra)))
     assert code == 0, f"the resume after {story} failed:\n{stderr[-3000:]}"
     return "; ".join(story)
 
@@ -124,6 +124,26 @@ def test_runs_killed_at_random_moments_and_mid_checkpoint_resume_exactly(tiny_mo
     moment = random.Random(SEED).uniform(0.2, 0.9) * duration
     story = _kill_and_resume(tiny_model_dir, synthetic_data, tmp_path / "run", ["staging", moment])
     _assert_same_run(tmp_path / "run", reference_dir, f"{story} (seed {SEED})")
+
+
+# frame search: multi-turn rollouts with tool frames (every rollout gets at least the placeholder frame)
+SEARCH = (
+    "data.prompt_template=timesearch_short", "search.enabled=true", "search.max_turns=2", "search.max_turn_tokens=8",
+    "search.cache_fps=4", "search.frame_min_pixels=3136", "search.frame_max_pixels=3136", "search.verify_max_tokens=4",
+    "search.placeholder_result=true", "reward.weights={search_accuracy: 0.0, length: 1.0}",
+)
+
+
+def test_a_search_run_killed_at_a_random_moment_resumes_exactly(tiny_model_dir, synthetic_data, tmp_path):
+    reference_dir = tmp_path / "reference"
+    started = time.monotonic()
+    code, stderr = _finish(_launch(_command(tiny_model_dir, synthetic_data, reference_dir, *SEARCH)))
+    assert code == 0, stderr[-3000:]
+    rows = _rows(reference_dir)
+    assert all(r["search/frames"] >= 1 for r in rows if "loss" in r) and any("eval/search/frames" in r for r in rows)
+    moment = random.Random(SEED).uniform(0.3, 0.9) * (time.monotonic() - started)
+    story = _kill_and_resume(tiny_model_dir, synthetic_data, tmp_path / "run", [moment], *SEARCH)
+    _assert_same_run(tmp_path / "run", reference_dir, f"{story} (seed {SEED}, frame search)")
 
 
 @pytest.mark.fault_campaign

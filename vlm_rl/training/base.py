@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from vlm_rl.config import ConfigError, RunConfig, save_config
 from vlm_rl.eval.runner import evaluate
+from vlm_rl.eval.search_eval import SearchEval
 from vlm_rl.models.loading import load_adapter, load_model
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.records import load_records
@@ -215,10 +216,14 @@ class Trainer:
         return {k: sum(m[k] for m in per_process if k in m) / sum(k in m for m in per_process) for k in keys}
 
     def evaluate(self) -> dict[str, float]:
-        """Greedy accuracy on the held-out records (empty dict when there are none)."""
+        """Greedy accuracy on the held-out records (empty dict when there are none); with frame search on,
+        answered by search rollouts."""
         if not self.eval_samples:
             return {}
-        report = evaluate(HFRolloutEngine(self.policy, self.adapter), self.encoder, self.eval_samples, self.config.eval)
+        engine = HFRolloutEngine(self.policy, self.adapter)
+        cfg = self.config
+        search = SearchEval(cfg.search, engine, self.adapter, cfg.eval, cfg.data.video.reader) if cfg.search.enabled else None
+        report = evaluate(engine, self.encoder, self.eval_samples, cfg.eval, search=search)
         return {f"eval/{k}": v for k, v in report.summary().items()}
 
     def save_checkpoint(self, step: int) -> None:

@@ -22,20 +22,12 @@ from vlm_rl.models.prompt_encoder import PromptEncoder
 
 from overrides import with_overrides  # tests/integration is on sys.path under pytest
 from scripted_engine import ScriptedEngine
+from search_settings import CALL
+from search_settings import SEARCH as SEARCH_SETTINGS
 
 pytestmark = pytest.mark.slow
 
-SEARCH = [
-    "data.prompt_template=timesearch",
-    "search.enabled=true",
-    "search.max_turns=3",
-    "search.max_turn_tokens=12",
-    "search.cache_fps=4",
-    "search.frame_min_pixels=3136",
-    "search.frame_max_pixels=3136",
-    "search.verify_max_tokens=6",
-]
-CALL = '<think>{name}</think><tool_call>{{"name": "seek_video_frames", "arguments": {{"query": "red", "start_time": 0, "end_time": 1}}}}</tool_call>'
+SEARCH = [*SEARCH_SETTINGS, "search.max_turns=3"]
 
 
 class VerifyingEngine(ScriptedEngine):

@@ -19,21 +19,11 @@ from vlm_rl.training.grpo import GRPOTrainer
 from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
 from run_metrics import assert_same_metrics
 from scripted_engine import ScriptedEngine
+from search_settings import CALL, SEARCH
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
 
-SEARCH = [
-    "data.prompt_template=timesearch",
-    "search.enabled=true",
-    "search.max_turns=2",
-    "search.max_turn_tokens=12",
-    "search.cache_fps=4",
-    "search.frame_min_pixels=3136",
-    "search.frame_max_pixels=3136",
-    "search.verify_max_tokens=6",
-]
-CALL = '<think>{name}</think><tool_call>{{"name": "seek_video_frames", "arguments": {{"query": "red", "start_time": 0, "end_time": 1}}}}</tool_call>'
 SCRIPT = [
     [CALL.format(name="a"), "<think>a2</think><answer>A</answer>"],  # searches, then answers
     ['<think>b</think><tool_call>{"name": "zoom", "arguments": {}}</tool_call>', "<think>b2</think><answer>B</answer>"],

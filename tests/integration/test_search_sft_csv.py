@@ -25,11 +25,11 @@ from vlm_rl.training.sft import SFTTrainer
 
 from overrides import with_overrides as _with  # tests/integration is on sys.path under pytest
 from scripted_engine import ScriptedEngine
+from search_settings import CALL
 
 REPO = Path(__file__).resolve().parents[2]
 NEEDLE_CPU = read_overrides_file(REPO / "configs" / "timesearch_needle.overrides")
 pytestmark = pytest.mark.slow
-CALL = '<think>{name}</think><tool_call>{{"name": "seek_video_frames", "arguments": {{"query": "red", "start_time": 0, "end_time": 1}}}}</tool_call>'
 
 
 class AnswersWith:

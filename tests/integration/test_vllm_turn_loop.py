@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from hf_vllm_backend import HFBackend, process_request
-from test_search_rollout import CALL, SEARCH
+from search_settings import CALL, SEARCH
 
 from data_pipelines.formats.video_r1 import load_samples
 from vlm_rl.config import load_config

@@ -112,7 +112,7 @@ class TurnLoop:
             if not active:
                 break
             for row in active:
-                self._add_text(row, self._header_ids, self._header_text, trained=True)
+                self._add_text(row, self._header_ids, self._header_text)
             follow = [
                 self.adapter.extend(prompts[row.prompt], row.ids, row.media(), "".join(row.text), row.images) for row in active
             ]
@@ -143,7 +143,7 @@ class TurnLoop:
             if not row.trajectory.active:
                 raise ValueError(f"the trace ended at turn {index} of {len(turns)} ({row.trajectory.status.value})")
             if index:
-                self._add_text(row, self._header_ids, self._header_text, trained=True)
+                self._add_text(row, self._header_ids, self._header_text)
             ids = self.adapter.tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
             self._take(row, ids, False, environment)
         last = row.trajectory.results[-1].outcome if row.trajectory.results else None
@@ -157,8 +157,8 @@ class TurnLoop:
         text = self._decode(body)
         kept = body[: self._kept_tokens(body, kept_turn_span(text)[1], len(text))]
         result = take_turn(row.trajectory, text, environment, self.max_turns)
-        self._add_text(row, kept, self._decode(kept), trained=True)
-        self._add_text(row, self._closing_ids, self._closing_text, trained=True)
+        self._add_text(row, kept, self._decode(kept))
+        self._add_text(row, self._closing_ids, self._closing_text)
         if result.outcome is Outcome.NO_ACTION and truncated:
             row.truncated = True
         if result.tool_message is not None:
@@ -177,9 +177,10 @@ class TurnLoop:
         mask = torch.tensor(tool_turn_loss_mask(ids.tolist(), self._im_start, self._tool_role), dtype=torch.float32)
         row.add(ids.tolist(), dataclasses.replace(segment, loss_mask=mask), text, images)
 
-    def _add_text(self, row: _Row, ids: Sequence[int], text: str, *, trained: bool) -> None:
+    def _add_text(self, row: _Row, ids: Sequence[int], text: str) -> None:
+        """Trained text tokens (a model turn, its closing tokens, a turn header)."""
         n = len(ids)
-        row.add(ids, CompletionMedia(torch.zeros(n, dtype=torch.long), torch.full((n,), float(trained))), text)
+        row.add(ids, CompletionMedia(torch.zeros(n, dtype=torch.long), torch.ones(n)), text)
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self.adapter.tokenizer.decode(ids, skip_special_tokens=True)

@@ -6,7 +6,7 @@
 #   grpo_csv the same plus 0.5 * csv (GRPO-CSV), same steps
 # then every model on the held-out clips (greedy; the search arms with the tool loop) and one table.
 #   bash scripts/timesearch_needle.sh
-# NEEDLE_DIR (default runs/needle), NEEDLE_SEEDS (default "0 1 2"), NEEDLE_SFT_STEPS (120), NEEDLE_RL_STEPS (20),
+# NEEDLE_DIR (default runs/needle), NEEDLE_SEEDS (default "0 1 2"), NEEDLE_SFT_STEPS (600), NEEDLE_RL_STEPS (80),
 # NEEDLE_TRAIN / NEEDLE_TEST clips (300 / 48). Finished stages are kept: a rerun continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,15 +14,15 @@ bash scripts/setup_env.sh
 export PATH="$PWD/.venv/bin:$PATH" TOKENIZERS_PARALLELISM=false
 out=${NEEDLE_DIR:-runs/needle}
 seeds=${NEEDLE_SEEDS:-0 1 2}
-sft_steps=${NEEDLE_SFT_STEPS:-120}
-rl_steps=${NEEDLE_RL_STEPS:-20}
+sft_steps=${NEEDLE_SFT_STEPS:-600}
+rl_steps=${NEEDLE_RL_STEPS:-80}
 mapfile -t tiny < <(grep -Ev '^[[:space:]]*(#|$)' configs/timesearch_needle.overrides)
 data="$out/data"
 [ -f "$data/test.json" ] || vlm-rl make-data "$data" --tasks needle --n-train "${NEEDLE_TRAIN:-300}" \
     --n-test "${NEEDLE_TEST:-48}" --needle-frames 64 --seed 0
 common=(data.train_files=["$data/train.json"] trainer.log_every=10 trainer.sample_every=0)
 sft=(trainer.steps="$sft_steps" trainer.prompts_per_step=8 trainer.micro_batch_prompts=8 trainer.lr=5e-4)
-rl=(trainer.steps="$rl_steps" rollout.num_generations=4 trainer.prompts_per_step=2 trainer.micro_batch_prompts=2 trainer.lr=1e-4)
+rl=(trainer.steps="$rl_steps" rollout.num_generations=8 trainer.prompts_per_step=2 trainer.micro_batch_prompts=2 trainer.lr=1e-4)
 for seed in $seeds; do
     run="$out/seed$seed"
     [ -f "$run/model-init/config.json" ] || vlm-rl make-tiny-model "$run/model-init" --seed "$seed"

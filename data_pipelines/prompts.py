@@ -37,6 +37,9 @@ TYPE_TEMPLATES: dict[str, str] = {
     "multi-answer": " Please provide all correct option letters separated by , within the <answer> </answer> tags.",
     "grounding": ' Please provide the start and end time in seconds as {"start_time": s, "end_time": e} within the <answer> </answer> tags.',
     "sequence": " Please provide the order of the events as their indices, e.g. (b)(a)(c), within the <answer> </answer> tags.",
+    "box": " Please provide the bounding box of the object as [x1, y1, x2, y2] in pixels within the <answer> </answer> tags.",
+    "detection": " Please provide the bounding boxes of all such objects as a list [[x1, y1, x2, y2], ...] in pixels "
+    "([] if there are none) within the <answer> </answer> tags.",
 }
 
 SHORT_TYPE_TEMPLATES: dict[str, str] = {
@@ -48,6 +51,8 @@ SHORT_TYPE_TEMPLATES: dict[str, str] = {
     "multi-answer": " Give all letters, separated by ,.",
     "grounding": ' Give {"start_time": s, "end_time": e} in seconds.',
     "sequence": " Give the order, e.g. (b)(a)(c).",
+    "box": " Give [x1, y1, x2, y2] in pixels.",
+    "detection": " Give [[x1, y1, x2, y2], ...] in pixels.",
 }
 
 _MMVU_QUESTION = "\nQuestion: {Question}\n"

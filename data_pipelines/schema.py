@@ -16,9 +16,13 @@ PROBLEM_TYPES: tuple[str, ...] = (
     "multi-answer",
     "grounding",
     "sequence",
+    "box",
+    "detection",
 )
-"""Problem types of the Video-R1 record format, TW-GRPO's multi-answer multiple choice, and TimeSearch-R's
-temporal grounding (a time span as ``{"start_time": s, "end_time": e}``) and event order (``(b)(a)(c)``)."""
+"""Problem types of the Video-R1 record format, TW-GRPO's multi-answer multiple choice, TimeSearch-R's
+temporal grounding (a time span as ``{"start_time": s, "end_time": e}``) and event order (``(b)(a)(c)``), and
+image perception: one box ``[x1, y1, x2, y2]`` for a referring expression (``box``) and a list of boxes
+(``detection``), in the pixels of the resized image the model sees."""
 
 DataType = Literal["video", "image", "text"]
 

@@ -155,6 +155,7 @@ def _make_tiny_model(args: argparse.Namespace) -> None:
 def _make_data(args: argparse.Namespace) -> None:
     from data_pipelines.synthetic.generator import make_dataset
     from data_pipelines.synthetic.needle import NeedleSettings
+    from data_pipelines.synthetic.perception import PerceptionSettings
     from data_pipelines.synthetic.scenes import Difficulty
 
     difficulty = Difficulty(
@@ -167,7 +168,7 @@ def _make_data(args: argparse.Namespace) -> None:
     kwargs = {"tasks": tasks} if tasks else {}
     data = make_dataset(
         args.out_dir, n_train=args.n_train, n_test=args.n_test, seed=args.seed, difficulty=difficulty, needle=needle,
-        **kwargs,
+        perception=PerceptionSettings(size=args.image_size), **kwargs,
     )
     print(f"wrote {data.train_path} and {data.test_path}")
 
@@ -402,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tasks",
         help="comma-separated subset of: color,direction,count,order,colors_present (the default), "
-        "and the opt-in needle (a brief event in a long clip, for frame search)",
+        "and the opt-in needle (a brief event in a long clip, for frame search), rec (the box of the one shape a "
+        "phrase names) and detection (the boxes of every shape of a kind); rec and detection write PNG images",
     )
     p.add_argument("--frames", type=int, default=4, help="frames per clip")
     p.add_argument("--size", type=int, default=56, help="frame width and height in pixels")
@@ -415,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="needle clips: the event never falls on a frame of a uniform preview of this many frames (even)",
     )
     p.add_argument("--needle-distractors", type=int, default=3, help="needle clips: static shapes on every frame")
+    p.add_argument(
+        "--image-size", type=int, default=112, help="rec and detection images: side in pixels (a multiple of 28)"
+    )
     p.set_defaults(func=_make_data)
 
     data = sub.add_parser("data", help="offline data pipelines over record files").add_subparsers(dest="verb", required=True)

@@ -11,6 +11,7 @@ from data_pipelines.formats.mmvu import load_mmvu
 from data_pipelines.formats.seed_bench_r1 import load_seed_bench_r1
 from data_pipelines.formats.timesearch_r import load_timesearch_r
 from data_pipelines.formats.video_r1 import load_dataset_files, load_samples
+from data_pipelines.formats.vlm_r1 import load_vlm_r1
 from data_pipelines.record_files import iter_records
 from data_pipelines.schema import RecordError, Sample
 
@@ -19,6 +20,7 @@ READERS: dict[str, Callable[..., list[Sample]]] = {
     "seed_bench_r1": load_seed_bench_r1,
     "mmvu": load_mmvu,
     "timesearch_r": load_timesearch_r,
+    "vlm_r1": load_vlm_r1,
 }
 """Record format → reader; every reader takes ``(path, *, media_root=None, limit=None, ...)``."""
 
@@ -33,7 +35,7 @@ def record_format(record: Any) -> str | None:
     Checked in this order: ``problem_type`` (or TW-GRPO's ``problem`` + ``solution``) means Video-R1;
     SEED-Bench-R1's own fields mean SEED-Bench-R1 (training or validation, told apart by
     ``golden_choice_idx`` in its reader); ``question_type`` + ``choices`` mean MMVU; ``question`` +
-    ``target`` mean TimeSearch-R.
+    ``target`` mean TimeSearch-R; ``image`` + ``conversations`` mean VLM-R1's referring-expression records.
     """
     if not isinstance(record, dict):
         return None
@@ -45,6 +47,8 @@ def record_format(record: Any) -> str | None:
         return "mmvu"
     if {"question", "target"} <= record.keys():
         return "timesearch_r"
+    if {"image", "conversations"} <= record.keys():
+        return "vlm_r1"
     return None
 
 
@@ -55,7 +59,8 @@ def load_benchmark_samples(
 
     A file holds one format; a later record of another shape fails in that reader, naming its field.
     `reader_kwargs` go to the chosen reader (``seed=`` for SEED-Bench-R1, ``multiple_choice_only=``
-    for MMVU); one it does not take is a TypeError. Raises RecordError for an empty file or a first
+    for MMVU, ``image_min_pixels=`` / ``image_max_pixels=`` for Video-R1 and VLM-R1, whose box answers
+    follow the image resize); one it does not take is a TypeError. Raises RecordError for an empty file or a first
     record of unknown shape.
     """
     path = Path(path)
@@ -69,7 +74,8 @@ def load_benchmark_samples(
         raise RecordError(
             f"{label}: unknown record shape ({keys}); expected Video-R1 (problem_type or problem + solution), "
             "SEED-Bench-R1 (golden_choice_idx, negative_answers, task_progress_metadata or "
-            "current_observation_basename), MMVU (question_type + choices) or TimeSearch-R (question + target)"
+            "current_observation_basename), MMVU (question_type + choices), TimeSearch-R (question + target) "
+            "or VLM-R1 (image + conversations)"
         )
     reader = READERS[name]
     unknown = sorted(reader_kwargs.keys() - inspect.signature(reader).parameters.keys())
@@ -86,5 +92,6 @@ __all__ = [
     "load_samples",
     "load_seed_bench_r1",
     "load_timesearch_r",
+    "load_vlm_r1",
     "record_format",
 ]

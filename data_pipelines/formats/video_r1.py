@@ -10,6 +10,10 @@ Media paths are resolved by `media_path` (a leading ``./`` or ``/`` dropped, the
 `media_root`, default the dataset file's directory; an absolute path that exists is kept) and
 checked for existence and non-zero size, never decoded here.
 
+``box`` and ``detection`` records (one box ``[x1, y1, x2, y2]``, or a list of them, in the solution) must be
+images; their boxes, in original image pixels, are checked to lie inside the image and rewritten in the pixels
+of the resized image the model sees (`box_answers`), the originals kept in `Sample.extra`.
+
 ``data_type: "frame"`` (MVBench's frame-folder tasks; TW-GRPO's ``eval_mvbench.json`` keeps it on
 rows whose ``path`` is an ``.mp4``) is read from what the path holds: a video file becomes a video
 sample, a directory of images a frame list (an image sample whose `extra_images` are the later
@@ -25,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from data_pipelines.completion_format import find_answer
+from data_pipelines.formats.box_answers import BOX_TYPES, ImageBoxes
+from data_pipelines.image_size import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
 from data_pipelines.record_files import checked_media_file, kind, media_path, read_samples, required_text, short
 from data_pipelines.schema import (
     MEDIA_OVERRIDE_KEYS,
@@ -53,18 +59,25 @@ log = logging.getLogger(__name__)
 
 
 def load_samples(
-    path: str | Path, *, media_root: str | Path | None = None, limit: int | None = None
+    path: str | Path,
+    *,
+    media_root: str | Path | None = None,
+    limit: int | None = None,
+    image_min_pixels: int = IMAGE_MIN_PIXELS,
+    image_max_pixels: int = IMAGE_MAX_PIXELS,
 ) -> list[Sample]:
     """Read the first `limit` (default all) records of a Video-R1 / TW-GRPO ``.json`` or ``.jsonl`` file.
 
     `Sample.origin` is ``"<path>#<n>"`` with n the 0-based list index for ``.json`` and the 1-based
     line number for ``.jsonl``. Raises RecordError (one line naming file, record and field) on the
-    first unusable record, and on a file with no records.
+    first unusable record, and on a file with no records. The image pixel bounds are those the model's
+    images are resized within (``data.image``); box answers are converted to that size.
     """
     frame_rows: dict[str, int] = {"video": 0, "image": 0}
+    boxes = ImageBoxes(min_pixels=image_min_pixels, max_pixels=image_max_pixels)
 
     def convert(record: Any, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample:
-        sample = _to_sample(record, label=label, origin=origin, root=root, sizes=sizes)
+        sample = _to_sample(record, label=label, origin=origin, root=root, sizes=sizes, boxes=boxes)
         if isinstance(record, dict) and record.get("data_type") == "frame":
             frame_rows[sample.data_type] += 1
         return sample
@@ -96,7 +109,9 @@ def load_dataset_files(
 # --- one record ---------------------------------------------------------------------------------
 
 
-def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[Path, int]) -> Sample:
+def _to_sample(
+    record: Any, *, label: str, origin: str, root: Path, sizes: dict[Path, int], boxes: ImageBoxes
+) -> Sample:
     if not isinstance(record, dict):
         raise RecordError(
             f"{label}: expected a JSON object with problem, solution and path|video, got a {kind(record)}"
@@ -136,6 +151,16 @@ def _to_sample(record: Any, *, label: str, origin: str, root: Path, sizes: dict[
 
     overrides = {key: _override(record, key, label) for key in sorted(MEDIA_OVERRIDE_KEYS & record.keys())}
     extra = {k: v for k, v in record.items() if k not in _SAMPLE_FIELDS and k not in MEDIA_OVERRIDE_KEYS}
+    if problem_type in BOX_TYPES:
+        if data_type != "image" or extra_images:
+            raise RecordError(
+                f"{label}: field 'data_type': a {problem_type} record needs one image (its boxes are in image pixels), "
+                f"got {short(record.get('data_type'))}; set data_type 'image' and path to the image"
+            )
+        key = next(k for k in _MEDIA_KEYS if k in record)
+        answer, box_fields = boxes.answer(answer, problem_type, media, label=label, field="solution", image_key=key)
+        solution = f"<answer>{answer}</answer>"
+        extra.update(box_fields)
     if options and _inline_option_letters(problem):
         extra["options_in_problem"] = True
     sample_id = record.get("problem_id", record.get("id"))

@@ -1,4 +1,5 @@
-"""Write a synthetic video-reasoning dataset: mp4 clips plus Video-R1 style train/test json files."""
+"""Write a synthetic video-reasoning dataset: mp4 clips (PNG images for the perception tasks) plus Video-R1
+style train/test json files."""
 
 from __future__ import annotations
 
@@ -17,24 +18,27 @@ import numpy as np
 
 from data_pipelines.synthetic.mp4 import write_mp4
 from data_pipelines.synthetic.needle import NEEDLE_KINDS, NeedleSettings, make_needle_clip
+from data_pipelines.synthetic.perception import PerceptionSettings, make_perception_image, write_png
 from data_pipelines.synthetic.scenes import Difficulty, TaskInstance, make_instance
-from data_pipelines.synthetic.vocabulary import NEEDLE_TASK, TASKS
+from data_pipelines.synthetic.vocabulary import NEEDLE_TASK, PERCEPTION_TASKS, TASKS
 
 SPLITS: tuple[str, ...] = ("train", "test")
-KNOWN_TASKS: tuple[str, ...] = (*TASKS, NEEDLE_TASK)
-"""Every task `make_dataset` can write; the default is TASKS, the needle task is opt-in."""
+KNOWN_TASKS: tuple[str, ...] = (*TASKS, NEEDLE_TASK, *PERCEPTION_TASKS)
+"""Every task `make_dataset` can write; the default is TASKS, the needle and perception tasks are opt-in."""
 _MAX_REDRAWS = 100
 
 
 @dataclass(frozen=True)
 class SyntheticDataset:
-    """Where `make_dataset` wrote its files; `counts[split][task]` is the number of clips."""
+    """Where `make_dataset` wrote its files; `counts[split][task]` is the number of clips (or images).
+    `image_dir` holds the perception tasks' images (None when none was asked for)."""
 
     root: Path
     train_path: Path
     test_path: Path
     video_dir: Path
     counts: Mapping[str, Mapping[str, int]]
+    image_dir: Path | None = None
 
 
 def make_dataset(
@@ -46,6 +50,7 @@ def make_dataset(
     tasks: Sequence[str] = TASKS,
     difficulty: Difficulty = Difficulty(),
     needle: NeedleSettings = NeedleSettings(),
+    perception: PerceptionSettings = PerceptionSettings(),
 ) -> SyntheticDataset:
     """Generate `n_train` + `n_test` clips into `out_dir`: ``videos/``, ``{train,test}.json``, ``dataset_info.json``.
 
@@ -57,6 +62,9 @@ def make_dataset(
     Needle clips (task ``needle``, see `needle.py`) take their length, rate and preview from `needle` and
     their frame and object size from `difficulty`; their question kinds go round-robin over a split's
     needle clips, and their records carry the event, duration and search trace besides the Video-R1 keys.
+
+    Perception images (tasks ``rec`` and ``detection``, see `perception.py`) are PNGs in ``images/`` drawn with
+    `perception`; their records are ``data_type: "image"`` with box answers and list every shape under ``objects``.
     """
     tasks = tuple(tasks)
     unknown = [t for t in tasks if t not in KNOWN_TASKS]
@@ -71,6 +79,10 @@ def make_dataset(
     root = Path(out_dir)
     video_dir = root / "videos"
     video_dir.mkdir(parents=True, exist_ok=True)
+    image_dir = root / "images"
+    with_images = bool(set(PERCEPTION_TASKS) & set(tasks))
+    if with_images:
+        image_dir.mkdir(exist_ok=True)
 
     seen: set[bytes] = set()
     counts: dict[str, dict[str, int]] = {}
@@ -81,13 +93,18 @@ def make_dataset(
             records, writes = [], []
             for index in range(n):
                 task = tasks[index % len(tasks)]
-                build = _builder(task, index // len(tasks), difficulty, needle)
+                build = _builder(task, index // len(tasks), difficulty, needle, perception)
                 (instance, extra), digest = _draw(build, task, seed, split_index, index, avoid)
                 seen.add(digest)
-                name = f"{split}_{index}.mp4"
-                fps = needle.fps if task == NEEDLE_TASK else difficulty.fps
-                writes.append(pool.submit(write_mp4, video_dir / name, instance.frames, fps))
-                records.append({**_record(index, instance, name), **extra})
+                if task in PERCEPTION_TASKS:
+                    data_type, media = "image", image_dir / f"{split}_{index}.png"
+                    writes.append(pool.submit(write_png, media, instance.frames))
+                else:
+                    data_type, media = "video", video_dir / f"{split}_{index}.mp4"
+                    fps = needle.fps if task == NEEDLE_TASK else difficulty.fps
+                    writes.append(pool.submit(write_mp4, media, instance.frames, fps))
+                path = f"./{media.parent.name}/{media.name}"
+                records.append({**_record(index, instance, data_type, path), **extra})
             for write in writes:
                 write.result()
             paths[split] = root / f"{split}.json"
@@ -106,16 +123,22 @@ def make_dataset(
     }
     if NEEDLE_TASK in tasks:
         info["needle"] = needle.info()
+    if with_images:
+        info["perception"] = perception.info()
     _write_json(root / "dataset_info.json", info)
-    return SyntheticDataset(root, paths["train"], paths["test"], video_dir, counts)
+    return SyntheticDataset(root, paths["train"], paths["test"], video_dir, counts, image_dir if with_images else None)
 
 
 Builder = Callable[[np.random.Generator], tuple[TaskInstance, dict[str, Any]]]
 """Draws one clip from a generator: its instance and the record fields it adds to the Video-R1 ones."""
 
 
-def _builder(task: str, turn: int, difficulty: Difficulty, needle: NeedleSettings) -> Builder:
+def _builder(
+    task: str, turn: int, difficulty: Difficulty, needle: NeedleSettings, perception: PerceptionSettings
+) -> Builder:
     """The builder of a `task` clip; `turn` counts the split's earlier clips of that task (it picks the needle kind)."""
+    if task in PERCEPTION_TASKS:
+        return lambda rng: make_perception_image(task, rng, perception)
     if task != NEEDLE_TASK:
         return lambda rng: (make_instance(task, rng, difficulty), {})
     kind = NEEDLE_KINDS[turn % len(NEEDLE_KINDS)]
@@ -143,17 +166,17 @@ def _draw(
     )
 
 
-def _record(index: int, instance: TaskInstance, video_name: str) -> dict[str, Any]:
-    """A Video-R1 record (plus ``task``) for one clip; `path` is relative to the json's directory."""
+def _record(index: int, instance: TaskInstance, data_type: str, path: str) -> dict[str, Any]:
+    """A Video-R1 record (plus ``task``) for one clip or image; `path` is relative to the json's directory."""
     return {
         "problem_id": index,
         "problem": instance.problem,
-        "data_type": "video",
+        "data_type": data_type,
         "problem_type": instance.problem_type,
         "options": list(instance.options),
         "solution": f"<answer>{instance.answer}</answer>",
         "process": f"<think>{instance.thought}</think>",
-        "path": f"./videos/{video_name}",
+        "path": path,
         "data_source": f"synthetic/{instance.task}",
         "task": instance.task,
     }

@@ -86,3 +86,22 @@ NEEDLE_THOUGHTS: dict[str, str] = {
 }
 
 NEEDLE_SEARCH_THOUGHT = "The preview misses the {target}; search the whole video."
+
+
+# --- the opt-in perception tasks: images with boxes as answers; `corpus_lines` reads none of these either ---------
+
+PERCEPTION_TASKS: tuple[str, ...] = ("rec", "detection")
+"""Image tasks outside TASKS: the box of the one shape a phrase names (REC), the boxes of every shape of a kind."""
+
+SIZE_WORDS: tuple[str, ...] = ("small", "large")
+"""Size words of perception shapes, smallest first."""
+
+PERCEPTION_QUESTIONS: dict[str, str] = {
+    "rec": "Where is the {size} {color} {shape}?",
+    "detection": "Where is every {shape}?",
+}
+
+PERCEPTION_THOUGHTS: dict[str, str] = {
+    "rec": "The {size} {color} {shape} spans {box}.",
+    "detection": "There are {count} {shape}s.",
+}

@@ -2,7 +2,8 @@
 
 Every rule here reproduces ``qwen_vl_utils/vision_process.py`` (PyPI ``qwen-vl-utils`` 0.0.14) for the
 Qwen2.5-VL geometry (14 px patches, 2x2 merge, so a resize factor of 28; temporal patch 2); the unit tests
-compare them against the library's own functions.
+compare them against the library's own functions. The image resize rule ``smart_resize`` lives in
+`data_pipelines.image_size` (the dataset readers convert boxes with it) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -15,8 +16,18 @@ from typing import Any
 
 import torch
 
-MAX_ASPECT_RATIO = 200
-"""qwen-vl-utils ``MAX_RATIO``: ``smart_resize`` refuses images whose long/short side ratio exceeds it."""
+from data_pipelines.image_size import MAX_ASPECT_RATIO, smart_resize
+
+__all__ = [
+    "MAX_ASPECT_RATIO",
+    "VIDEO_FRAME_MAX_TOKENS",
+    "ImageSampling",
+    "VideoSampling",
+    "frame_indices",
+    "frame_pixel_budget",
+    "num_frames",
+    "smart_resize",
+]
 
 VIDEO_FRAME_MAX_TOKENS = 768
 """qwen-vl-utils ``VIDEO_MAX_TOKEN_NUM``: the hard per-frame cap is this many ``factor x factor`` cells."""
@@ -113,34 +124,6 @@ class ImageSampling:
         _check_int("factor", self.factor, 1)
         if self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels ({self.min_pixels}) must be <= max_pixels ({self.max_pixels})")
-
-
-def smart_resize(height: int, width: int, factor: int, min_pixels: float, max_pixels: float) -> tuple[int, int]:
-    """Target (height, width): multiples of ``factor``, area within [min_pixels, max_pixels], aspect kept.
-
-    qwen-vl-utils ``smart_resize``: round each side to the nearest multiple (Python's half-to-even ``round``,
-    at least one factor); if the area exceeds ``max_pixels`` scale by ``sqrt(H*W/max_pixels)`` and floor, if it
-    is below ``min_pixels`` scale up by ``sqrt(min_pixels/(H*W))`` and ceil (small videos are upscaled).
-    Raises ValueError for an aspect ratio above 200 or min_pixels > max_pixels.
-    """
-    if min_pixels > max_pixels:
-        raise ValueError(f"min_pixels ({min_pixels}) must be <= max_pixels ({max_pixels})")
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive, got {height}x{width}")
-    ratio = max(height, width) / min(height, width)
-    if ratio > MAX_ASPECT_RATIO:
-        raise ValueError(f"aspect ratio must be at most {MAX_ASPECT_RATIO}, got {ratio} ({height}x{width})")
-    h = max(factor, round(height / factor) * factor)
-    w = max(factor, round(width / factor) * factor)
-    if h * w > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h = math.floor(height / beta / factor) * factor
-        w = math.floor(width / beta / factor) * factor
-    elif h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * beta / factor) * factor
-        w = math.ceil(width * beta / factor) * factor
-    return h, w
 
 
 def num_frames(sampling: VideoSampling, total_frames: int, video_fps: float) -> int:

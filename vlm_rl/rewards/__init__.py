@@ -19,6 +19,15 @@ from vlm_rl.rewards.accuracy import (
     word_edit_distance,
 )
 from vlm_rl.rewards.answers import split_letters
+from vlm_rl.rewards.boxes import (
+    box_accuracy,
+    box_iou_score,
+    detection_f1,
+    detection_f1_reward,
+    f1_at_iou,
+    iou_reward,
+    match_boxes,
+)
 from vlm_rl.rewards.format import answer_format_reward, format_reward, tw_format_reward
 from vlm_rl.rewards.search import search_answer_score, search_format
 from vlm_rl.rewards.pipeline import (
@@ -40,13 +49,20 @@ __all__ = [
     "RewardResult",
     "accuracy_reward",
     "answer_format_reward",
+    "box_accuracy",
+    "box_iou_score",
     "builtin_rewards",
+    "detection_f1",
+    "detection_f1_reward",
     "extract_answer",
     "extract_think",
+    "f1_at_iou",
     "find_answer",
     "format_reward",
     "free_form_reward",
+    "iou_reward",
     "load_custom_reward",
+    "match_boxes",
     "multi_answer_reward",
     "multi_answer_strict_reward",
     "multiple_choice_lenient_reward",

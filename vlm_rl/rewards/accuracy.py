@@ -18,6 +18,7 @@ import torch
 from data_pipelines.completion_format import extract_answer, find_answer
 from vlm_rl.algorithms.csv_reward import temporal_iou
 from vlm_rl.rewards.answers import split_letters
+from vlm_rl.rewards.boxes import box_accuracy, detection_f1
 
 if TYPE_CHECKING:
     from rouge_score.rouge_scorer import RougeScorer
@@ -27,7 +28,8 @@ McMode = Literal["strict", "lenient"]
 MultiMode = Literal["soft", "strict"]
 
 PROBLEM_TYPES: tuple[str, ...] = (
-    "multiple choice", "numerical", "OCR", "free-form", "regression", "multi-answer", "grounding", "sequence"
+    "multiple choice", "numerical", "OCR", "free-form", "regression", "multi-answer", "grounding", "sequence", "box",
+    "detection",
 )
 
 _OPTION_LETTER_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])")
@@ -189,6 +191,8 @@ _SCORERS: dict[str, AnswerScorer] = {
     "OCR": ocr_reward,
     "free-form": free_form_reward,
     "regression": regression_reward,
+    "box": box_accuracy,
+    "detection": detection_f1,
 }
 _MC_SCORERS: dict[str, AnswerScorer] = {
     "strict": multiple_choice_strict_reward,

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from vlm_rl.rewards.accuracy import accuracy_reward
+from vlm_rl.rewards.boxes import detection_f1_reward, iou_reward
 from vlm_rl.rewards.format import answer_format_reward, format_reward, tw_format_reward
 
 
@@ -91,6 +92,8 @@ register_reward("accuracy_binary", _accuracy_binary)
 register_reward("format", lambda ctx: format_reward(ctx.completion))
 register_reward("tw_format", lambda ctx: tw_format_reward(ctx.completion))
 register_reward("answer_format", lambda ctx: answer_format_reward(ctx.completion))
+register_reward("iou", lambda ctx: iou_reward(ctx.completion, ctx.solution, ctx.problem_type))
+register_reward("detection_f1", lambda ctx: detection_f1_reward(ctx.completion, ctx.solution, ctx.problem_type))
 
 
 def load_custom_reward(spec: str) -> RewardFn:

@@ -1,5 +1,5 @@
 """The `vlm-rl` command: train, sft, eval, make-tiny-model, make-data, data (invert-qa, drop-thoughts, show),
-bench, demo, plot, report, config, vllm-serve."""
+bench, demo, plot, report, config, vllm-serve, synth-server."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
 from vlm_rl.models.loading import ModelLoadError
 from vlm_rl.rollout.vllm_server import VLLMServerError
+from vlm_rl.synthesis.command import add_arguments as add_synth_server_arguments
 
 USER_ERRORS = (
     ConfigError, RecordError, MediaError, ModelLoadError, ReportError, VLLMServerError, FileNotFoundError, DemoError
@@ -357,6 +358,12 @@ def _vllm_serve(args: argparse.Namespace) -> None:
     server.serve_forever()
 
 
+def _synth_server(args: argparse.Namespace) -> None:
+    from vlm_rl.synthesis.command import run
+
+    run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlm-rl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -492,6 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config whose rollout.vllm section sets the engine (default: the defaults)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.vllm.tensor_parallel_size=2")
     p.set_defaults(func=_vllm_serve)
+
+    p = sub.add_parser("synth-server", help="Syn-GRPO data server: new images of submitted samples, foreground kept, over HTTP")
+    add_synth_server_arguments(p)
+    p.set_defaults(func=_synth_server)
     return parser
 
 

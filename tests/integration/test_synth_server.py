@@ -269,10 +269,13 @@ def test_kill_9_mid_run_then_restart_loses_and_repeats_no_job(servers):
     options = ("--workers", "1", "--max-queue", "100")
     server = servers("work", *options)
     total = 30
+    # large sources on disk: a submit is a small request, a job is slow work, so the kills land mid-run
+    (server.workdir / "inputs").mkdir(parents=True, exist_ok=True)
+    picture(1024, 1024, [[10, 20, 60, 70]]).save(server.workdir / "inputs" / "big.png")
     submitted = []
     for i in range(total):
         boxes = [[10 + i, 20, 60 + i, 70]]
-        body = job(picture(640, 480, boxes, i), boxes, f"src-{i}", seed=i)
+        body = job(None, boxes, f"src-{i}", seed=i, image_path="inputs/big.png")
         status, answer, _ = server.call("POST", "/jobs", body)
         assert status == 202
         submitted.append(answer["job"])

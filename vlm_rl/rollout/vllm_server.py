@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import re
 import sys
 import threading
@@ -36,7 +35,8 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from vlm_rl.config import ConfigError, VLLMConfig
+from vlm_rl import network
+from vlm_rl.config import VLLMConfig
 from vlm_rl.network import is_loopback
 from vlm_rl.rollout.vllm_engine import VLLMBackend
 from vlm_rl.rollout.vllm_requests import Completion, decode_request, encode_request
@@ -51,7 +51,6 @@ BODY_HEADROOM_MB = 1536
 IO_TIMEOUT_S = 60.0
 """Seconds one socket read or write may wait before the server drops that connection."""
 
-_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 _BYTE_COUNT = re.compile(r"[0-9]{1,19}")
 
 
@@ -59,27 +58,9 @@ class VLLMServerError(RuntimeError):
     """The server answered with an error, or could not be reached."""
 
 
-def read_token(token_file: str | None) -> str | None:
-    """The server's token: the content of `token_file` when given, else ``$VLM_RL_SERVER_TOKEN``, else None.
-
-    ConfigError when the file cannot be read, or the token is empty or not one word of printable ASCII.
-    """
-    if token_file:
-        path = Path(token_file).expanduser()
-        try:
-            token, where = path.read_text().strip(), f"token file {path}"
-        except OSError as err:
-            raise ConfigError(f"token file {path} cannot be read ({err.strerror}); name a readable file") from None
-    else:
-        token, where = os.environ.get(TOKEN_VARIABLE, "").strip(), f"${TOKEN_VARIABLE}"
-        if not token:
-            return None
-    if not _TOKEN_CHARS.fullmatch(token):
-        raise ConfigError(
-            f"{where} must hold one word of printable ASCII (no spaces), e.g. the output of "
-            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    return token
+def read_token(token_file: str | Path | None) -> str | None:
+    """The token in `token_file`, else ``$VLM_RL_SERVER_TOKEN``, else None (`vlm_rl.network.read_token`)."""
+    return network.read_token(token_file, TOKEN_VARIABLE)
 
 
 def body_cap_bytes(cfg: VLLMConfig) -> int:

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from vlm_rl.config import ConfigError
+from vlm_rl import network
 
 TOKEN_VARIABLE = "VLM_RL_SYNTH_TOKEN"
 """The environment variable holding the token when no token file is named."""
 OPEN_PATHS = frozenset({"/health"})
 
-_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 _BYTE_COUNT = re.compile(r"[0-9]{1,19}")
 
 Scope = MutableMapping[str, Any]
@@ -33,26 +31,8 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def read_token(token_file: str | Path | None) -> str | None:
-    """The content of `token_file` when given, else ``$VLM_RL_SYNTH_TOKEN``, else None.
-
-    ConfigError when the file cannot be read, or the token is empty or not one word of printable ASCII.
-    """
-    if token_file:
-        path = Path(token_file).expanduser()
-        try:
-            token, where = path.read_text().strip(), f"token file {path}"
-        except OSError as err:
-            raise ConfigError(f"token file {path} cannot be read ({err.strerror}); name a readable file") from None
-    else:
-        token, where = os.environ.get(TOKEN_VARIABLE, "").strip(), f"${TOKEN_VARIABLE}"
-        if not token:
-            return None
-    if not _TOKEN_CHARS.fullmatch(token):
-        raise ConfigError(
-            f"{where} must hold one word of printable ASCII (no spaces), e.g. the output of "
-            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    return token
+    """The token in `token_file`, else ``$VLM_RL_SYNTH_TOKEN``, else None (`vlm_rl.network.read_token`)."""
+    return network.read_token(token_file, TOKEN_VARIABLE)
 
 
 class RequestGuard:

@@ -7,7 +7,8 @@
 # then every model on the held-out clips (greedy; the search arms with the tool loop) and one table.
 #   bash scripts/timesearch_needle.sh
 # NEEDLE_DIR (default runs/needle), NEEDLE_SEEDS (default "0 1 2"), NEEDLE_SFT_STEPS (600), NEEDLE_RL_STEPS (80),
-# NEEDLE_TRAIN / NEEDLE_TEST clips (300 / 48). Finished stages are kept: a rerun continues where it stopped.
+# NEEDLE_RL_LR (1e-4), NEEDLE_TRAIN / NEEDLE_TEST clips (300 / 48). Finished stages are kept: a rerun continues
+# where it stopped (so a folder whose seed*/{model-init,preview,sft} link to another run's reruns only RL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
@@ -16,13 +17,14 @@ out=${NEEDLE_DIR:-runs/needle}
 seeds=${NEEDLE_SEEDS:-0 1 2}
 sft_steps=${NEEDLE_SFT_STEPS:-600}
 rl_steps=${NEEDLE_RL_STEPS:-80}
+rl_lr=${NEEDLE_RL_LR:-1e-4}
 mapfile -t tiny < <(grep -Ev '^[[:space:]]*(#|$)' configs/timesearch_needle.overrides)
 data="$out/data"
 [ -f "$data/test.json" ] || vlm-rl make-data "$data" --tasks needle --n-train "${NEEDLE_TRAIN:-300}" \
     --n-test "${NEEDLE_TEST:-48}" --needle-frames 64 --seed 0
 common=(data.train_files=["$data/train.json"] trainer.log_every=10 trainer.sample_every=0)
 sft=(trainer.steps="$sft_steps" trainer.prompts_per_step=8 trainer.micro_batch_prompts=8 trainer.lr=5e-4)
-rl=(trainer.steps="$rl_steps" rollout.num_generations=8 trainer.prompts_per_step=2 trainer.micro_batch_prompts=2 trainer.lr=1e-4)
+rl=(trainer.steps="$rl_steps" rollout.num_generations=8 trainer.prompts_per_step=2 trainer.micro_batch_prompts=2 trainer.lr="$rl_lr")
 for seed in $seeds; do
     run="$out/seed$seed"
     [ -f "$run/model-init/config.json" ] || vlm-rl make-tiny-model "$run/model-init" --seed "$seed"

@@ -196,3 +196,16 @@ def test_image_processing_forward_backward_generate(
     assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
     assert torch.equal(inputs["mm_token_type_ids"], is_image.long())
     _check_forward_backward_generate(model, inputs)
+
+
+def test_new_problem_types_do_not_change_the_tiny_tokenizer(monkeypatch):
+    """The embedded default's tokenizer (and so the tiny model's weights and the quickstart's numbers) stays
+    fixed when a problem type and its prompt wording are added."""
+    from data_pipelines import prompts
+    from vlm_rl.models import tiny
+
+    before = tiny.default_corpus()
+    monkeypatch.setitem(prompts.TYPE_TEMPLATES, "new type", " Please answer in a brand new way.")
+    monkeypatch.setitem(prompts.SHORT_TYPE_TEMPLATES, "new type", " Answer anew.")
+    assert tiny.default_corpus() == before
+    assert len(tiny.build_tokenizer(before)) == 707

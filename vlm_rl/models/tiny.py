@@ -134,13 +134,19 @@ MAX_PIXELS = 112 * 112
 """Largest resized frame area: 112x112 stays 112x112 (16 merged tokens), larger frames shrink."""
 
 
+CORPUS_PROBLEM_TYPES: tuple[str, ...] = ("multiple choice", "numerical", "OCR", "free-form", "regression", "multi-answer")
+"""The problem types whose prompt wordings train the tokenizer. Fixed, so that adding a problem type (grounding,
+box, ...) does not change the tiny tokenizer, the tiny model's initial weights or the embedded default's results."""
+
+
 def default_corpus() -> list[str]:
-    """Tokenizer training text: the synthetic vocabulary, every prompt template, characters, chat scaffolding."""
+    """Tokenizer training text: the synthetic vocabulary, the prompt templates of `CORPUS_PROBLEM_TYPES`,
+    characters, chat scaffolding."""
     lines = list(corpus_lines())
     question = QUESTIONS["color"].format(shape=SHAPES[0])
     for name, template in QUESTION_TEMPLATES.items():
         suffixes = SHORT_TYPE_TEMPLATES if name == "short" else TYPE_TEMPLATES
-        lines.extend(template.format(Question=question + "Options:\n") + suffix for suffix in suffixes.values())
+        lines.extend(template.format(Question=question + "Options:\n") + suffixes[kind] for kind in CORPUS_PROBLEM_TYPES)
     lines.extend(" ".join(chars) for chars in (string.ascii_letters, string.digits, string.punctuation))
     lines.extend(["system", "user", "assistant", DEFAULT_SYSTEM_PROMPT])
     return lines

@@ -85,7 +85,11 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         overrides = [*_search_overrides(load_config(config_path, overrides)), *overrides]
     config = load_config(config_path, overrides)
     try:
-        samples = load_benchmark_samples(job.data, media_root=config.data.media_root, limit=args.limit, **job.reader_kwargs)
+        image = config.data.image
+        samples = load_benchmark_samples(
+            job.data, media_root=config.data.media_root, limit=args.limit, image_pixels=(image.min_pixels, image.max_pixels),
+            **job.reader_kwargs,
+        )
     except MediaNotFoundError as err:
         raise err.naming("data.media_root=") from None
     adapter = load_adapter(config.model.path)

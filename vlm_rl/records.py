@@ -10,18 +10,26 @@ from vlm_rl.media import ImageSampling, MediaError, probe_video, read_image
 
 
 def load_records(
-    files: list[str], media_root: str | None, *, limit: int | None = None, reader: str = "auto", search_fps: float | None = None
+    files: list[str],
+    media_root: str | None,
+    *,
+    limit: int | None = None,
+    reader: str = "auto",
+    search_fps: float | None = None,
+    image: ImageSampling | None = None,
 ) -> list[Sample]:
     """Read every file, then probe every video and image, so bad input stops the run before training.
 
     `files` and `media_root` come from the config (``data.*_files``, ``data.media_root``), so a missing
-    media file's error tells the user to set ``data.media_root=``. With `search_fps` (frame search on),
+    media file's error tells the user to set ``data.media_root=``. `image` (``data.image``) is the resize that
+    box answers are converted to (default: the readers' own, Qwen2.5-VL's image defaults). With `search_fps` (frame search on),
     every record must be a video that lasts at least one frame of the search cache.
     """
     samples: list[Sample] = []
+    pixels = None if image is None else (image.min_pixels, image.max_pixels)
     try:
         for file in files:
-            samples.extend(load_benchmark_samples(file, media_root=media_root))
+            samples.extend(load_benchmark_samples(file, media_root=media_root, image_pixels=pixels))
     except MediaNotFoundError as err:
         raise err.naming("data.media_root=") from None
     if limit is not None:

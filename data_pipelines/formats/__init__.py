@@ -53,15 +53,21 @@ def record_format(record: Any) -> str | None:
 
 
 def load_benchmark_samples(
-    path: str | Path, *, media_root: str | Path | None = None, limit: int | None = None, **reader_kwargs: Any
+    path: str | Path,
+    *,
+    media_root: str | Path | None = None,
+    limit: int | None = None,
+    image_pixels: tuple[int, int] | None = None,
+    **reader_kwargs: Any,
 ) -> list[Sample]:
     """Read `path` with the reader its first record's shape calls for (see `record_format`).
 
     A file holds one format; a later record of another shape fails in that reader, naming its field.
     `reader_kwargs` go to the chosen reader (``seed=`` for SEED-Bench-R1, ``multiple_choice_only=``
     for MMVU, ``image_min_pixels=`` / ``image_max_pixels=`` for Video-R1 and VLM-R1, whose box answers
-    follow the image resize); one it does not take is a TypeError. Raises RecordError for an empty file or a first
-    record of unknown shape.
+    follow the image resize); one it does not take is a TypeError. `image_pixels` = (min, max) pixels of the
+    resized images (``data.image``) goes to the readers whose answers depend on it and is ignored by the others.
+    Raises RecordError for an empty file or a first record of unknown shape.
     """
     path = Path(path)
     first = next(iter_records(path), None)
@@ -78,7 +84,10 @@ def load_benchmark_samples(
             "or VLM-R1 (image + conversations)"
         )
     reader = READERS[name]
-    unknown = sorted(reader_kwargs.keys() - inspect.signature(reader).parameters.keys())
+    parameters = inspect.signature(reader).parameters
+    if image_pixels is not None and "image_min_pixels" in parameters:
+        reader_kwargs = {**reader_kwargs, "image_min_pixels": image_pixels[0], "image_max_pixels": image_pixels[1]}
+    unknown = sorted(reader_kwargs.keys() - parameters.keys())
     if unknown:
         raise TypeError(f"{path} holds {name} records; its reader {reader.__name__} takes no {', '.join(unknown)}")
     return reader(path, media_root=media_root, limit=limit, **reader_kwargs)

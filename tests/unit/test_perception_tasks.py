@@ -74,6 +74,19 @@ def test_vlm_r1_reader_takes_the_image_pixel_bounds(tmp_path: Path) -> None:
     assert resized != resized_image_size(*SIZE)
 
 
+def test_the_run_configs_image_bounds_reach_the_box_answers(tmp_path: Path, synthetic_video_records: Path) -> None:
+    from vlm_rl.media import ImageSampling
+    from vlm_rl.records import load_records
+
+    write_image(tmp_path / "coco" / "a.png")
+    path = write_jsonl(tmp_path / "rec.jsonl", [vlm_r1_record("[0, 0, 333, 517]")])
+    small = load_records([str(path)], None, image=ImageSampling(min_pixels=28 * 28, max_pixels=16 * 28 * 28))[0]
+    assert small.extra["resized_size"] == list(resized_image_size(*SIZE, min_pixels=28 * 28, max_pixels=16 * 28 * 28))
+    assert load_records([str(path)], None)[0].extra["resized_size"] == list(resized_image_size(*SIZE))
+    # readers whose answers do not depend on the image size take the same call
+    assert load_records([str(synthetic_video_records)], None, image=ImageSampling(max_pixels=16 * 28 * 28))
+
+
 @pytest.mark.parametrize(
     ("record", "message"),
     [
@@ -249,3 +262,10 @@ def test_default_dataset_and_corpus_leave_perception_out(tmp_path: Path) -> None
         assert (plain.root / name).read_bytes() == (other.root / name).read_bytes(), name
     assert plain.image_dir is None and not (plain.root / "images").exists()
     assert "perception" not in json.loads((plain.root / "dataset_info.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def synthetic_video_records(tmp_path: Path) -> Path:
+    from data_pipelines.synthetic.generator import make_dataset
+
+    return make_dataset(tmp_path / "videos", n_train=1, n_test=0, tasks=["color"]).train_path

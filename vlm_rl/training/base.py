@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -223,11 +224,17 @@ class Trainer:
         answered by search rollouts."""
         if not self.eval_samples:
             return {}
-        engine = HFRolloutEngine(self.policy, self.adapter)
-        cfg = self.config
-        search = SearchEval(cfg.search, engine, self.adapter, cfg.eval, cfg.data.video.reader) if cfg.search.enabled else None
-        report = evaluate(engine, self.encoder, self.eval_samples, cfg.eval, search=search)
+        search = self._search_eval if self.config.search.enabled else None
+        engine = search.engine if search is not None else HFRolloutEngine(self.policy, self.adapter)
+        report = evaluate(engine, self.encoder, self.eval_samples, self.config.eval, search=search)
         return {f"eval/{k}": v for k, v in report.summary().items()}
+
+    @functools.cached_property
+    def _search_eval(self) -> SearchEval:
+        """The search evaluation, built once so its frame and embedding caches serve every evaluation (its engine
+        generates with the live policy)."""
+        cfg = self.config
+        return SearchEval(cfg.search, HFRolloutEngine(self.policy, self.adapter), self.adapter, cfg.eval, cfg.data.video.reader)
 
     def save_checkpoint(self, step: int) -> None:
         """Process 0 writes the checkpoint; under DeepSpeed every process first adds its optimizer shard."""

@@ -23,8 +23,8 @@ class SFTTrainer(Trainer):
         self.end_of_turn = self.adapter.tokenizer.convert_tokens_to_ids("<|im_end|>")
         search = config.search
         self.search = SearchTools(search, config.data.video.reader) if search.enabled else None
-        self.replay = TurnLoop(None, self.adapter, max_turns=search.max_turns, max_turn_tokens=search.max_turn_tokens)
         if self.search is not None:
+            self.replay = TurnLoop(None, self.adapter, max_turns=search.max_turns, max_turn_tokens=search.max_turn_tokens)
             for sample in self.train_samples:
                 _trace(sample)
 

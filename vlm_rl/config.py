@@ -342,6 +342,62 @@ class TWGRPOConfig:
 
 
 @dataclass
+class SynConfig:
+    enabled: bool = _f(
+        False,
+        "Syn-GRPO (a reconstruction): the policy describes new scenes for perception samples, vlm-rl synth-server draws "
+        "them, the synthesised samples join training, and each description is rewarded by its sample's diversity.",
+    )
+    server: str = _f("http://127.0.0.1:8100", "URL of the running vlm-rl synth-server.")
+    token_file: str | None = _f(None, "File holding the server's token (else $VLM_RL_SYNTH_TOKEN; neither = no token).")
+    images: Literal["inline", "path"] = _f(
+        "inline", "Finished images come in the server's answer (inline) or are read from its workdir (path: same machine only)."
+    )
+    sources_per_step: int = _f(
+        1, "Perception samples per step whose new scenes the policy describes, G (rollout.num_generations) times each.", ge=0
+    )
+    description_max_tokens: int = _f(48, "Longest scene description, in tokens.", ge=1)
+    mix: float = _f(
+        0.5, "Share of each sampling round's prompts taken from the synthesised samples that are ready (rounded down).", ge=0, le=1
+    )
+    max_pending: int = _f(
+        64, "Descriptions waiting for their reward at most (new ones are written only while fewer undrawn ones wait than a step takes).", ge=1
+    )
+    expiry_steps: int = _f(8, "A description still without its reward this many steps after it was written is dropped.", ge=1)
+    diversity_reward: str = _f(
+        "accuracy", "Reward whose variance over a group is the group's diversity (the paper uses accuracy; iou also fits)."
+    )
+    baseline_momentum: float = _f(0.9, "Momentum of the moving average of diversity that a description's reward is measured against.", ge=0, lt=1)
+    baseline_groups: Literal["all", "synthetic"] = _f(
+        "all", "Groups whose diversity moves the baseline: every group of a round, or only the synthesised ones."
+    )
+    reward_scale: float = _f(
+        4.0, "A description's advantage is this times (its sample's diversity - baseline); 4 maps 0.25, the most a 0/1 reward "
+        "spreads, to 1.", gt=0,
+    )
+    wait_s: float = _f(
+        0.0,
+        "Longest a round waits for the synthesised samples it would take (0 = never wait; > 0 makes a run repeatable while "
+        "the server keeps up).",
+        ge=0,
+        le=600,
+    )
+    poll_s: float = _f(0.2, "Seconds between the client's polls of the server.", gt=0, le=60)
+
+    def check(self, run: RunConfig) -> None:
+        if not self.enabled:
+            return
+        if self.diversity_reward not in run.reward.weights:
+            raise ConfigError(
+                f"algo.syn.diversity_reward={self.diversity_reward!r} is not in reward.weights; add it there "
+                "(weight 0 keeps it out of the total) or name one that is"
+            )
+        for other, on in (("algo.replay.enabled", run.algo.replay.enabled), ("search.enabled", run.search.enabled)):
+            if on:
+                raise ConfigError(f"algo.syn.enabled cannot be combined with {other} yet; turn one of them off")
+
+
+@dataclass
 class AlgoConfig:
     advantage: str = _f("grpo", "Advantage estimator: grpo (group mean/std, DeepSeekMath) or dr_grpo (mean only, Dr.GRPO).")
     std_mode: Literal["group", "batch"] = _f("group", "grpo advantage: std over each group or over the whole batch.")
@@ -383,6 +439,7 @@ class AlgoConfig:
     replay: ReplayConfig = _sub(ReplayConfig, "VL-Rethinker selective sample replay (SSR).")
     rethink: RethinkConfig = _sub(RethinkConfig, "VL-Rethinker forced rethinking.")
     difficulty: DifficultyConfig = _sub(DifficultyConfig, "DeepVideo-R1 difficulty-aware augmentation.")
+    syn: SynConfig = _sub(SynConfig, "Syn-GRPO scene synthesis and the diversity reward (needs vlm-rl synth-server).")
 
 
 @dataclass

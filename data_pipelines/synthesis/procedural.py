@@ -2,9 +2,9 @@
 
 The description chooses the background: its first colour word (`COLORS`) is the base, its second the accent of
 the texture, and its first texture word (`TEXTURE_WORDS`) the pattern; what it leaves out is drawn from the seed.
-Background colours are darkened shades, never a colour exactly. Clutter shapes (`SHAPES`) are then scattered in
-exact colours that no label names (so a question such as "how many red squares" keeps its answer), never touching
-a foreground box. Finally every box's pixels are copied back from the source, so the labels stay true.
+Background colours are darkened shades, never a colour exactly. Clutter shapes are then scattered, of kinds
+(`SHAPES`) and in exact colours that no label names (so "how many red squares" or "where is every circle" keeps
+its answer), never touching a foreground box. Finally every box's pixels are copied back from the source, so the labels stay true.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ PLACEMENT_TRIES = 30
 
 @dataclass(frozen=True)
 class BackgroundPlan:
-    """What to draw: shades of two colours, a texture, and the exact colours clutter may take."""
+    """What to draw: shades of two colours, a texture, and the exact colours and shapes clutter may take."""
 
     base: str
     accent: str
     texture: str
     clutter_colors: tuple[str, ...]
+    clutter_shapes: tuple[str, ...]
 
 
 def words(text: str) -> list[str]:
@@ -62,7 +63,8 @@ def plan_background(description: str, labels: Sequence[str], rng: np.random.Gene
     accent = named[1] if len(named) > 1 else str(rng.choice(others))
     texture = next((TEXTURE_WORDS[w] for w in said if w in TEXTURE_WORDS), None) or str(rng.choice(TEXTURES))
     clutter = tuple(c for c in COLORS if c not in labelled and c not in (base, accent))
-    return BackgroundPlan(base, accent, texture, clutter)
+    named_shapes = {w.removesuffix("s") for label in labels for w in words(label)}
+    return BackgroundPlan(base, accent, texture, clutter, tuple(s for s in SHAPES if s not in named_shapes))
 
 
 class ProceduralGenerator:
@@ -78,7 +80,7 @@ class ProceduralGenerator:
         plan = plan_background(description, labels, rng)
         width, height = image.size
         background = _texture(plan, height, width, rng)
-        _scatter_clutter(background, plan.clutter_colors, boxes, rng)
+        _scatter_clutter(background, plan.clutter_colors, plan.clutter_shapes, boxes, rng)
         return paste_foreground(image, background, boxes)
 
 
@@ -108,10 +110,10 @@ def _texture(plan: BackgroundPlan, height: int, width: int, rng: np.random.Gener
 
 
 def _scatter_clutter(
-    background: np.ndarray, colors: Sequence[str], boxes: Sequence[Box], rng: np.random.Generator
+    background: np.ndarray, colors: Sequence[str], shapes: Sequence[str], boxes: Sequence[Box], rng: np.random.Generator
 ) -> None:
-    """Draw up to `MAX_CLUTTER` shapes in `colors`, each at least one pixel away from every box and each other."""
-    if not colors:
+    """Draw up to `MAX_CLUTTER` of `shapes` in `colors`, each at least one pixel away from every box and each other."""
+    if not colors or not shapes:
         return
     height, width = background.shape[:2]
     side = min(height, width)
@@ -124,7 +126,7 @@ def _scatter_clutter(
         size = int(rng.integers(low, high + 1))
         if size >= side:
             return
-        shape, color = str(rng.choice(SHAPES)), str(rng.choice(colors))
+        shape, color = str(rng.choice(shapes)), str(rng.choice(colors))
         for _ in range(PLACEMENT_TRIES):
             y, x = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
             if not taken[y : y + size, x : x + size].any():

@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import select
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,73 +19,9 @@ import pytest
 from PIL import Image
 
 from data_pipelines.synthesis import foreground_mask
+from synth_server_process import REPO, TOKEN, Server
+
 from vlm_rl.synthesis.client import SynthesisClient
-
-REPO = Path(__file__).resolve().parents[2]
-TOKEN = "synth-Token_for-tests"
-
-
-class Server:
-    """One `python -m vlm_rl.synthesis` process (the `vlm-rl synth-server` code without the rest of vlm-rl)."""
-
-    def __init__(self, workdir: Path, *options: str, token_file: Path | None = None, port: int = 0) -> None:
-        self.workdir = workdir
-        self.stderr = workdir.parent / f"{workdir.name}.stderr"
-        command = [sys.executable, "-m", "vlm_rl.synthesis", "--workdir", str(workdir), "--port", str(port), *options]
-        if token_file is not None:
-            command += ["--token-file", str(token_file)]
-        with open(self.stderr, "ab") as err:
-            self.proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=err)
-        line = self._first_line(timeout_s=60)
-        assert "serving http://127.0.0.1:" in line, f"no start line: {line!r}\n{self.stderr.read_text()[-3000:]}"
-        self.banner = line
-        self.url = line.split("serving ")[1].split(" ")[0]
-        self.token = TOKEN if token_file is not None else None
-
-    def _first_line(self, timeout_s: float) -> str:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        return self.proc.stdout.readline().decode() if ready else ""
-
-    def call(self, method: str, path: str, body=None, *, token: str | None = "default", raw: bytes | None = None):
-        """(status, JSON answer, headers) of one request; `token` None sends none, "default" the server's."""
-        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-        token = self.token if token == "default" else token
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read()), response.headers
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read()), err.headers
-
-    def metrics(self) -> dict:
-        return self.call("GET", "/metrics")[1]
-
-    def wait_done(self, count: int, timeout_s: float = 60) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while (metrics := self.metrics())["done"] + metrics["failed"] < count:
-            assert time.monotonic() < deadline, f"only {metrics} after {timeout_s} s"
-            time.sleep(0.05)
-        return metrics
-
-    def rss_kib(self) -> int:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc.stdout.close()
-
 
 @pytest.fixture
 def servers(tmp_path):
@@ -321,6 +252,7 @@ def test_the_client_never_blocks_reports_a_down_server_and_delivers_once_it_is_u
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert client.status().outbox == 1 and "cannot be reached" in client.status().last_error
+    assert client.status().queue_depth is None
     servers("work", port=port)
     deadline, got = time.monotonic() + 30, []
     while not got:
@@ -331,6 +263,11 @@ def test_the_client_never_blocks_reports_a_down_server_and_delivers_once_it_is_u
     assert client.state == "up" and (sample.parent_id, sample.labels, sample.boxes) == ("s-1", ["red square"], boxes)
     assert_labels_kept(source, sample.image, boxes)
     assert client.cursor == sample.seq == 1
+    deadline = time.monotonic() + 10
+    while client.status().queue_depth is None:
+        assert time.monotonic() < deadline, "the client never read the server's queue depth"
+        time.sleep(0.05)
+    assert client.status().queue_depth == 0
     client.close()
     again = SynthesisClient(f"http://127.0.0.1:{port}", token_file=tmp_path / "token", cursor=client.cursor, poll_s=0.05)
     wrong = tmp_path / "wrong"

@@ -99,6 +99,20 @@ def test_clutter_never_takes_a_label_colour_nor_touches_a_box():
     assert clutter_seen >= 15
 
 
+def test_clutter_never_draws_a_kind_of_shape_a_label_names():
+    rng = np.random.default_rng(0)
+    assert plan_background("", ["Where is every circle?"], rng).clutter_shapes == ("square", "triangle")
+    assert plan_background("", ["large blue circles", "small red square"], rng).clutter_shapes == ("triangle",)
+    boxes = [[4, 4, 16, 16], [30, 30, 42, 42], [50, 4, 62, 16]]
+    labels = ["red square", "blue circle", "green triangle"]
+    source = scene(64, 64, boxes, ["red", "blue", "green"])
+    exact = {tuple(c) for c in COLORS.values()}
+    for seed in range(20):
+        out = np.asarray(ProceduralGenerator().generate(source, boxes, labels, "", seed))
+        outside = {tuple(p) for p in out[~foreground_mask(source.size, boxes)]}
+        assert not outside & exact, f"seed {seed}: a clutter shape was drawn although every kind is labelled"
+
+
 @pytest.mark.parametrize(
     "boxes,labels,message",
     [

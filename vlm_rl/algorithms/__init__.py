@@ -41,6 +41,7 @@ from vlm_rl.algorithms.csv_reward import (
     single_answer_accuracy,
     temporal_iou,
 )
+from vlm_rl.algorithms.diversity import DiversityBaseline, description_advantages, group_diversity
 from vlm_rl.algorithms.kl import KL_ESTIMATORS, KLEstimator, KLFn, kl_k1, kl_k2, kl_k3
 from vlm_rl.algorithms.losses import LOSSES, Loss, LossFn, LossInputs, LossOutput, LossSettings
 from vlm_rl.algorithms.policy_loss import PolicyLossOutput, clipped_surrogate, gspo
@@ -88,6 +89,7 @@ __all__ = [
     "AdvantageFn",
     "AggregationFn",
     "CsvReward",
+    "DiversityBaseline",
     "GroupMoments",
     "GroupStats",
     "KLEstimator",
@@ -108,6 +110,7 @@ __all__ = [
     "clipped_surrogate",
     "completeness_score",
     "csv_reward",
+    "description_advantages",
     "dr_grpo_advantages",
     "ema_update_",
     "get_advantage_fn",
@@ -115,6 +118,7 @@ __all__ = [
     "get_kl_fn",
     "get_loss_fn",
     "get_token_weight_fn",
+    "group_diversity",
     "group_moments",
     "group_reward_std",
     "group_stats",

@@ -69,11 +69,18 @@ class PromptEncoder:
         return info.total_frames / info.fps
 
     def encode(self, sample: Sample) -> PromptInputs:
-        key = sample.origin
+        return self._cached(sample.origin, lambda: self._encode(sample))
+
+    def encode_instruction(self, sample: Sample, instruction: str) -> PromptInputs:
+        """The sample's media with `instruction` as the whole user turn, no question or answer template (the scene
+        description prompt of Syn-GRPO); cached like `encode`."""
+        return self._cached(f"{sample.origin}\n{instruction}", lambda: self._encode(sample, instruction=instruction))
+
+    def _cached(self, key: str, build: Callable[[], PromptInputs]) -> PromptInputs:
         if key in self._prompts:
             self._prompts.move_to_end(key)
             return self._prompts[key]
-        inputs = self._encode(sample)
+        inputs = build()
         self._prompts[key] = inputs
         self._bytes += inputs.nbytes
         while self._bytes > self._budget and self._prompts:
@@ -91,7 +98,9 @@ class PromptEncoder:
             raise ValueError(f"sample {sample.origin} has no video frames to transform (data_type {sample.data_type!r})")
         return self._encode(sample, frames_transform)
 
-    def _encode(self, sample: Sample, frames_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> PromptInputs:
+    def _encode(
+        self, sample: Sample, frames_transform: Callable[[torch.Tensor], torch.Tensor] | None = None, instruction: str | None = None
+    ) -> PromptInputs:
         video = None
         image_paths = list(sample.extra_images)
         if sample.data_type == "video":
@@ -102,4 +111,8 @@ class PromptEncoder:
         elif sample.data_type == "image":
             image_paths.insert(0, sample.media_path)
         images = [self.frames.get_image(path, self.image_sampling) for path in image_paths]
-        return self.adapter.encode(self.text(sample), video=video, images=images)
+        if instruction is None:
+            text = self.text(sample)
+        else:
+            text = self.adapter.render(self.adapter.messages(sample, instruction, self.data.system_prompt), add_generation_prompt=True)
+        return self.adapter.encode(text, video=video, images=images)

@@ -30,6 +30,8 @@ from vlm_rl.synthesis.guard import read_token
 
 MAX_WAIT_S = 30.0
 """The longest a 429's Retry-After holds back the next post."""
+METRICS_EVERY_S = 1.0
+"""How often the server's queue depth is read."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class ClientStatus:
     outbox: int
     buffered: int
     cursor: int
+    queue_depth: int | None
+    """Jobs waiting in the server's queue at the last reading (None before one)."""
 
 
 class SynthesisClient:
@@ -97,6 +101,8 @@ class SynthesisClient:
         self._last_error: str | None = None
         self._submitted = self._refused = self._dropped = 0
         self._post_after = 0.0
+        self._queue_depth: int | None = None
+        self._metrics_at = 0.0
         self._thread = threading.Thread(target=self._loop, name="synth-client", daemon=True)
         self._thread.start()
 
@@ -137,7 +143,7 @@ class SynthesisClient:
         with self._lock:
             return ClientStatus(
                 self._state, self._last_error, self._submitted, self._refused, self._dropped, len(self._outbox),
-                len(self._buffer), self.cursor,
+                len(self._buffer), self.cursor, self._queue_depth,
             )
 
     def close(self) -> None:
@@ -149,6 +155,7 @@ class SynthesisClient:
     def _loop(self) -> None:
         while not self._stop.is_set():
             busy = self._post_next() | self._poll()
+            self._read_queue_depth()
             if not busy:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
@@ -195,6 +202,16 @@ class SynthesisClient:
         if samples:
             self._fetched_to = samples[-1].seq
         return bool(samples)
+
+    def _read_queue_depth(self) -> None:
+        """Read the server's queue depth, at most every `METRICS_EVERY_S`."""
+        if time.monotonic() < self._metrics_at:
+            return
+        self._metrics_at = time.monotonic() + METRICS_EVERY_S
+        status, answer, _ = self._call("GET", "/metrics", None)
+        if status == 200:
+            with self._lock:
+                self._queue_depth = int(answer["queued"])
 
     def _sample(self, record: dict[str, Any]) -> SynthSample:
         source = io.BytesIO(base64.b64decode(record["image"])) if "image" in record else record["image_path"]

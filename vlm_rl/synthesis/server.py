@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from data_pipelines.synthesis import GeneratorError, check_boxes, make_generator
+from data_pipelines.synthesis.scene_prompt import MAX_DESCRIPTION_CHARS
 from vlm_rl.config import ConfigError
 from vlm_rl.network import is_loopback
 from vlm_rl.synthesis.guard import TOKEN_VARIABLE, RequestGuard
@@ -45,7 +46,7 @@ from vlm_rl.synthesis.store import JobStore, StoreError
 MAX_SIDE = 4096
 """The largest source image width or height, in pixels."""
 MAX_BOXES = 256
-MAX_TEXT = 2000
+MAX_TEXT = MAX_DESCRIPTION_CHARS
 MAX_ID = 256
 MAX_LIMIT = 256
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

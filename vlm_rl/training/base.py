@@ -180,6 +180,7 @@ class Trainer:
         try:
             return self._train()
         finally:
+            self.close()
             self.release_run_folder()
 
     def _train(self) -> Path:
@@ -316,6 +317,9 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm) if norm is not None else float("nan")
+
+    def close(self) -> None:
+        """Release what the training methods hold open (called when `train` ends, however it ends)."""
 
     def write_state(self, checkpoint: Path) -> None:
         """Write method-specific state (e.g. an EMA reference) into a checkpoint being assembled."""

@@ -58,6 +58,7 @@ class GRPOTrainer(Trainer):
             config, self.policy, self.adapter, self.encoder, self.engine, self.rewards, self.sampling, self.train_samples,
             seed=config.seed + rank, process_index=rank, device=self.accelerator.device, micro_batches=self._micro_batches,
             rows_per_part=config.trainer.micro_batch_prompts * self.sampling.n,
+            logprobs=lambda batch: self.update.frozen_logps(self.model, batch), processes=self.accelerator.num_processes,
         )
         with self.whole_models():
             self.methods = build_methods(context)
@@ -71,6 +72,10 @@ class GRPOTrainer(Trainer):
         if not found:
             raise LookupError(f"{kind.__name__} is not enabled in this run")
         return found[0]
+
+    def close(self) -> None:
+        for method in self.methods:
+            method.close()
 
     def write_state(self, checkpoint) -> None:
         for method in self.methods:
@@ -109,10 +114,10 @@ class GRPOTrainer(Trainer):
             # replayed parts carry their rollout-time log-probs; this step's parts need a snapshot only
             # when the policy is updated more than once on them
             old_logps = [
-                part.old_logps if part.old_logps is not None or iterations == 1 else self.update.frozen_logps(self.model, part)
+                part.old_logps if part.old_logps is not None or iterations == 1 else self.update.frozen_logps(self.model, part.batch)
                 for part in parts
             ]
-            ref_logps = [self.update.frozen_logps(self.ref_model, part) for part in parts] if self.ref_model is not None else None
+            ref_logps = [self.update.frozen_logps(self.ref_model, part.batch) for part in parts] if self.ref_model is not None else None
         norm = self._step_normaliser(parts)
         first_logps: list[tuple[LossPart, torch.Tensor]] = []
         for iteration in range(iterations):
@@ -166,6 +171,8 @@ class GRPOTrainer(Trainer):
         n_kept, dropped, rounds = 0, 0, 0
         while True:
             samples = self.sampler.take(n_prompts - n_kept)
+            for method in self.methods:
+                samples = method.draw(samples, step)
             prompts = [self.encoder.encode(s) for s in samples]
             with self.timer("generation"):
                 rollouts = next((r for m in self.methods if (r := m.rollouts(samples, prompts, self.sampling)) is not None), None)

@@ -9,10 +9,12 @@ from vlm_rl.training.frame_search import FrameSearch
 from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.replay import SelectiveReplay
 from vlm_rl.training.rethink import ForcedRethinking
+from vlm_rl.training.scene_synthesis import SceneSynthesis
 from vlm_rl.training.temporal import TemporalContrast
 
 METHODS = (
     FrameSearch,
+    SceneSynthesis,
     DifficultyAugmentation,
     ForcedRethinking,
     ConsistencyReference,
@@ -20,7 +22,8 @@ METHODS = (
     DynamicSampling,
     SelectiveReplay,
 )
-"""Frame search samples the rounds and adds its completeness term first; shaping then runs difficulty
+"""Frame search samples the rounds and adds its completeness term first; Syn-GRPO swaps synthesised samples into
+the rounds and reads each group's diversity before any shaping; shaping then runs difficulty
 augmentation, then forced rethinking, then the CARE and T-GRPO bonuses, all before dynamic sampling's
 zero-variance test, so a bonus can rescue a group whose rewards agreed."""
 

@@ -4,7 +4,8 @@ A method is an object with some of the hooks below (every hook of :class:`Method
 default). The trainer builds an ordered list of the enabled methods from the config
 (:func:`vlm_rl.training.method_list.build_methods`) and calls, for every step:
 
-0. ``rollouts`` to sample a round's completions in place of ``engine.generate`` (frame search runs
+0. ``draw`` to change the samples of a sampling round (Syn-GRPO swaps some for synthesised ones), then
+   ``rollouts`` to sample a round's completions in place of ``engine.generate`` (frame search runs
    multi-turn rollouts with a tool); the first method that returns rollouts supplies them;
 1. ``shape`` after each sampling round is scored, in list order: replace groups (difficulty
    augmentation, forced rethinking) or add reward terms (CARE, temporal contrast) before any group
@@ -15,7 +16,7 @@ default). The trainer builds an ordered list of the enabled methods from the con
    join them (selective replay);
 4. ``after_update`` with every trained micro-batch and its first-update log-probs (replay buffer);
 5. ``after_optimizer_step`` after each optimizer step (CARE's EMA reference);
-6. ``save`` / ``load`` of the method's state inside the run's atomic checkpoint.
+6. ``save`` / ``load`` of the method's state inside the run's atomic checkpoint; ``close`` when training ends.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 
 from data_pipelines.schema import Sample
 from vlm_rl.config import RunConfig
-from vlm_rl.models.adapter import PromptInputs, QwenVLAdapter
+from vlm_rl.models.adapter import Batch, PromptInputs, QwenVLAdapter
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rewards import RewardPipeline
 from vlm_rl.rollout import RolloutEngine, Rollouts, SamplingParams
@@ -41,7 +42,8 @@ class MethodContext:
     """What a method may use when it is built.
 
     ``micro_batches(prompts, rollouts)`` gives the (Batch, row indices) loss micro-batches of whole
-    groups, as the trainer collates them; ``seed`` is already offset by the process index.
+    groups, as the trainer collates them; ``logprobs(batch)`` the current policy's completion log-probs [B, C]
+    (no gradient); ``seed`` is already offset by the process index, of ``processes``.
     """
 
     config: RunConfig
@@ -57,12 +59,18 @@ class MethodContext:
     device: torch.device
     micro_batches: Callable
     rows_per_part: int
+    logprobs: Callable[[Batch], torch.Tensor]
+    processes: int
 
 
 class Method:
     """Base of every method: each hook does nothing until a method overrides it."""
 
     refill_rounds: int = 0
+
+    def draw(self, samples: list[Sample], step: int) -> list[Sample]:
+        """The samples of a sampling round of `step`, given those the sampler drew (as many)."""
+        return samples
 
     def rollouts(self, samples: Sequence[Sample], prompts: Sequence[PromptInputs], params: SamplingParams) -> Rollouts | None:
         """The round's completions of ``prompts`` (``params.n`` each), or None to leave sampling to the engine."""
@@ -93,3 +101,6 @@ class Method:
 
     def load(self, directory: Path) -> None:
         """Restore the method's state from a checkpoint directory."""
+
+    def close(self) -> None:
+        """Release what the method holds open (a client thread) when training ends."""

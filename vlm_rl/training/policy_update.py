@@ -8,6 +8,7 @@ import torch
 
 from vlm_rl.algorithms import LossInputs, LossOutput, LossSettings, StepNormaliser, get_loss_fn, get_token_weight_fn
 from vlm_rl.config import RunConfig
+from vlm_rl.models.adapter import Batch
 from vlm_rl.models.logprobs import completion_logprobs
 from vlm_rl.training.loss_parts import LossPart
 
@@ -45,9 +46,9 @@ class PolicyUpdate:
         )
 
     @torch.no_grad()
-    def frozen_logps(self, model, part: LossPart) -> torch.Tensor:
-        """Log-probs [B, C] of a frozen model (old policy snapshot, reference)."""
-        return completion_logprobs(model, part.batch, shared_prefix=self.shared_prefix)[0]
+    def frozen_logps(self, model, batch: Batch) -> torch.Tensor:
+        """Log-probs [B, C] of a frozen model (old policy snapshot, reference) or of the policy without a gradient."""
+        return completion_logprobs(model, batch, shared_prefix=self.shared_prefix)[0]
 
     def __call__(
         self, model, part: LossPart, first: bool, old: torch.Tensor | None, ref: torch.Tensor | None, step: StepNormaliser

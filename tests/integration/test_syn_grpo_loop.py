@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,11 +69,15 @@ def server(tmp_path):
     started.stop()
 
 
-def _overrides(model: Path, data, run_dir: Path, url: str, *extra: str) -> list[str]:
-    return [
-        f"model.path={model}", f"data.train_files=[{data.train_path}]", f"output_dir={run_dir}", f"algo.syn.server={url}",
-        *SETTINGS, *extra,
-    ]
+def _overrides(model: Path, data, run_dir: Path, url: str | None, *extra: str) -> list[str]:
+    server = [] if url is None else [f"algo.syn.server={url}"]
+    return [f"model.path={model}", f"data.train_files=[{data.train_path}]", f"output_dir={run_dir}", *server, *SETTINGS, *extra]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -150,12 +155,8 @@ def test_a_synthesised_image_keeps_the_source_objects(tiny_model_dir, rec_data, 
 
 
 def test_training_goes_on_with_static_data_while_the_server_is_down(tiny_model_dir, rec_data, tmp_path, monkeypatch):
-    import socket
-
     monkeypatch.chdir(REPO)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     config = load_config(
         REPO / "configs" / "quickstart_grpo.yaml",
         _overrides(tiny_model_dir, rec_data, tmp_path / "run", f"http://127.0.0.1:{port}", "trainer.steps=3", "algo.syn.wait_s=0"),
@@ -206,3 +207,19 @@ def test_a_resume_after_kill_9_equals_the_uninterrupted_run(tiny_model_dir, rec_
     assert [r["syn/description_rows"] for r in _rows(reference)] == [0, 1, 1, 1]
     ours, theirs = load_file(resumed / "final" / "model.safetensors"), load_file(reference / "final" / "model.safetensors")
     assert [n for n in ours if not torch.equal(ours[n], theirs[n])] == []
+
+
+def test_train_syn_grpo_sh_starts_the_server_trains_beside_it_and_stops_it(tiny_model_dir, rec_data, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "SYNTH_PORT": str(port), "SYNTH_WORKDIR": str(tmp_path / "work")}
+    overrides = _overrides(tiny_model_dir, rec_data, tmp_path / "run", None, "trainer.steps=2")
+    done = subprocess.run(
+        ["bash", "scripts/train_syn_grpo.sh", "configs/quickstart_grpo.yaml", *overrides],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["syn/synthetic_fraction"] for r in rows] == [0, 0.5]
+    assert any((tmp_path / "work" / "samples").iterdir()), "the script's server made the samples"
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect(("127.0.0.1", port))

@@ -12,7 +12,7 @@ from typing import TypeVar
 import torch
 
 from data_pipelines.completion_format import is_empty_thought
-from vlm_rl.algorithms import StepNormaliser, get_advantage_fn
+from vlm_rl.algorithms import StepNormaliser, get_advantage_fn, group_diversity
 from vlm_rl.algorithms.advantages import group_reward_std
 from vlm_rl.config import ConfigError, RunConfig
 from vlm_rl.models.adapter import PromptInputs
@@ -238,6 +238,7 @@ class GRPOTrainer(Trainer):
         by_kind = [("no_think", skipped), ("think", ~skipped)]
         if "accuracy" in rewards.scores:
             metrics["accuracy"] = float(rewards.scores["accuracy"].mean())
+            metrics["accuracy_variance"] = float(group_diversity(rewards.scores["accuracy"].double(), rollouts.group_ids).mean())
             correct = rewards.scores["accuracy"] == 1.0
             by_kind += [("correct", correct), ("incorrect", ~correct)]
         for name, rows in by_kind:

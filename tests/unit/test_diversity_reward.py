@@ -122,3 +122,13 @@ def test_description_advantages_scale_the_rewards():
     advantages = description_advantages(torch.tensor([0.25, 0.125, 0.0]), baseline, scale=4.0)
     assert torch.allclose(advantages, torch.tensor([0.5, 0.0, -0.5]))
     assert torch.allclose(description_advantages(torch.tensor([0.25]), baseline, scale=2.0), torch.tensor([0.25]))
+
+
+def test_integer_rewards_give_float_diversity():
+    assert group_diversity(torch.tensor([1, 0, 1, 0]), torch.tensor([0, 0, 0, 0])).tolist() == [0.25]
+
+
+def test_the_worked_example_of_the_docs():
+    baseline = DiversityBaseline(0.9, value=0.1)
+    diversity = group_diversity(torch.tensor([1.0, 0, 1, 0, 1, 1, 1, 1]), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]))
+    torch.testing.assert_close(description_advantages(diversity, baseline, 4.0), torch.tensor([0.6, -0.4]))

@@ -21,9 +21,10 @@ from vlm_rl.algorithms.advantages import group_moments
 
 def group_diversity(accuracy: Tensor, group_ids: Tensor) -> Tensor:
     """Population variance of ``accuracy[N]`` within each group, ``[K]`` for dense ``group_ids[N]`` in ``[0, K)``;
-    exactly 0 for a group whose rewards agree."""
+    exactly 0 for a group whose rewards agree. Float input keeps its dtype; integer input gives float64."""
     num_groups = int(group_ids.max()) + 1 if group_ids.numel() else 0
-    return group_moments(accuracy.double(), group_ids, num_groups, ddof=0).var.to(accuracy.dtype)
+    variance = group_moments(accuracy.double(), group_ids, num_groups, ddof=0).var
+    return variance.to(accuracy.dtype) if accuracy.is_floating_point() else variance
 
 
 @dataclass

@@ -64,3 +64,14 @@ def test_replay_alone_is_accepted():
 def test_out_of_range_values_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(SYN_CONFIG, [override])
+
+
+def test_the_syn_grpo_recipe_is_the_rec_grpo_recipe_plus_algo_syn():
+    import dataclasses
+
+    from vlm_rl.config import SynConfig, to_dict
+
+    syn, plain = (load_config(SYN_CONFIG.parent / f"{name}.yaml", []) for name in ("syn_grpo", "rec_grpo"))
+    assert syn.algo.syn.enabled and not plain.algo.syn.enabled
+    syn = dataclasses.replace(syn, output_dir=plain.output_dir, algo=dataclasses.replace(syn.algo, syn=SynConfig()))
+    assert to_dict(syn) == to_dict(plain), "the comparison's arms differ only in algo.syn"

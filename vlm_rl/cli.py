@@ -157,6 +157,15 @@ def _make_tiny_model(args: argparse.Namespace) -> None:
     print(f"tiny {args.size} {args.family} model written to {path}")
 
 
+def _int_pair(text: str) -> tuple[int, int]:
+    """``"MIN,MAX"`` as two integers (an argparse type)."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX (two whole numbers), got {text!r}")
+    low, high = (int(p) for p in parts)
+    return low, high
+
+
 def _make_data(args: argparse.Namespace) -> None:
     from data_pipelines.synthetic.generator import make_dataset
     from data_pipelines.synthetic.needle import NeedleSettings
@@ -171,9 +180,13 @@ def _make_data(args: argparse.Namespace) -> None:
     )
     tasks = args.tasks.split(",") if args.tasks else None
     kwargs = {"tasks": tasks} if tasks else {}
+    try:
+        perception = PerceptionSettings(size=args.image_size, min_objects=args.image_objects[0], max_objects=args.image_objects[1])
+    except ValueError as err:
+        raise ConfigError(f"--image-size {args.image_size} --image-objects {args.image_objects[0]},{args.image_objects[1]}: {err}") from None
     data = make_dataset(
         args.out_dir, n_train=args.n_train, n_test=args.n_test, seed=args.seed, difficulty=difficulty, needle=needle,
-        perception=PerceptionSettings(size=args.image_size), **kwargs,
+        perception=perception, **kwargs,
     )
     print(f"wrote {data.train_path} and {data.test_path}")
 
@@ -430,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--needle-distractors", type=int, default=3, help="needle clips: static shapes on every frame")
     p.add_argument(
         "--image-size", type=int, default=112, help="rec and detection images: side in pixels (a multiple of 28)"
+    )
+    p.add_argument(
+        "--image-objects", type=_int_pair, default=(3, 6), metavar="MIN,MAX",
+        help="rec and detection images: shapes per image (default 3,6; at most one per 28-pixel cell)",
     )
     p.set_defaults(func=_make_data)
 

@@ -244,6 +244,19 @@ def test_cli_writes_perception_images_of_the_asked_size(tmp_path: Path) -> None:
     assert Image.open(out / records[1]["path"]).size == (224, 224)
 
 
+def test_cli_sets_the_shapes_per_image_and_refuses_more_than_fit(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "small"
+    main(["make-data", str(out), "--n-train", "6", "--n-test", "1", "--tasks", "rec", "--image-size", "56", "--image-objects", "2,4"])
+    info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
+    assert (info["perception"]["size"], info["perception"]["min_objects"], info["perception"]["max_objects"]) == (56, 2, 4)
+    assert all(2 <= len(r["objects"]) <= 4 for r in _records(out / "train.json"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["make-data", str(tmp_path / "too-many"), "--tasks", "rec", "--image-size", "56"])
+    assert exit_info.value.code == 2
+    assert "--image-size 56 --image-objects 3,6" in capsys.readouterr().err
+    assert not (tmp_path / "too-many").exists()
+
+
 def test_settings_refuse_sizes_the_model_would_resize() -> None:
     with pytest.raises(ValueError, match="multiple of 28"):
         PerceptionSettings(size=100)

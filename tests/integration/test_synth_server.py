@@ -373,3 +373,13 @@ def test_load_eight_clients_report_throughput_latency_and_memory(servers, capsys
     assert total / wall > 5, figures
     assert rss_after - rss_before < 200 * 1024, figures
     assert wall < 60, figures
+
+
+def test_the_help_shows_how_to_run_the_server_beside_training_here_and_elsewhere(capsys):
+    from vlm_rl import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["synth-server", "--help"])
+    shown = capsys.readouterr().out
+    assert "bash scripts/train_syn_grpo.sh configs/syn_grpo.yaml" in shown
+    assert "--host 0.0.0.0 --token-file TOKEN_FILE" in shown and "SYNTH_SERVER=http://HOST:8100" in shown

@@ -10,7 +10,19 @@ from vlm_rl.config import ConfigError
 from vlm_rl.synthesis.guard import TOKEN_VARIABLE
 
 
+EPILOG = """beside training:
+  bash scripts/train_syn_grpo.sh configs/syn_grpo.yaml [overrides]   starts this server on 127.0.0.1, trains with
+                                                                    algo.syn.server pointing at it, stops it after
+on another machine (a GPU host for --generator diffusers):
+  there:  vlm-rl synth-server --workdir DIR --host 0.0.0.0 --token-file TOKEN_FILE
+  here:   SYNTH_SERVER=http://HOST:8100 bash scripts/train_syn_grpo.sh configs/syn_grpo.yaml algo.syn.token_file=TOKEN_FILE
+  (or keep the server on loopback there and tunnel: ssh -L 8100:127.0.0.1:8100 HOST)
+API, limits and load figures: docs/servers.md; the training side: docs/algorithms.md (Syn-GRPO)"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
     p.add_argument("--workdir", required=True, help="folder of the jobs, sources and finished samples (kept across restarts)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only; others need a token)")
     p.add_argument("--port", type=int, default=8100, help="port to listen on (0: a free one, printed at start)")

@@ -147,6 +147,10 @@ class DataConfig:
         "with the tool in the system turn; timesearch_short for tiny models).",
     )
     system_prompt: str | None = _f(None, "System turn; None keeps the chat template's default.")
+    prompt_key: str = _f("prompt", "Hugging Face datasets (parquet, arrow or a saved dataset folder): the question column (EasyR1's data.prompt_key).")
+    answer_key: str = _f("answer", "Hugging Face datasets: the ground-truth column (EasyR1's data.answer_key).")
+    image_key: str = _f("images", "Hugging Face datasets: the image column, bytes or paths (EasyR1's data.image_key).")
+    video_key: str = _f("videos", "Hugging Face datasets: the video column, paths (EasyR1's data.video_key).")
     shuffle: bool = _f(True, "Shuffle training records each epoch (seeded).")
     limit: int | None = _f(None, "Use only the first N records of the training files.", ge=1)
     prompt_cache_mb: int = _f(
@@ -443,6 +447,14 @@ class AlgoConfig:
 
 
 @dataclass
+class WandbConfig:
+    project: str = _f("vlm-rl", "Weights & Biases project.")
+    name: str | None = _f(None, "Run name (default: the output_dir's folder name).")
+    entity: str | None = _f(None, "Team or user (default: yours).")
+    tags: list[str] = _f([], "Run tags.")
+
+
+@dataclass
 class TrainerConfig:
     steps: int = _f(100, "Training steps (each: one rollout batch, num_iterations updates).", ge=1)
     prompts_per_step: int = _f(4, "Prompts per step on each process (each sampled G times for GRPO).", ge=1)
@@ -453,6 +465,10 @@ class TrainerConfig:
     lr_scheduler: Literal["constant", "linear", "cosine"] = _f("constant", "Schedule after warm-up.")
     max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).", ge=0)
     log_every: int = _f(1, "Log metrics every N steps.", ge=1)
+    report_to: list[Literal["tensorboard", "wandb", "none"]] = _f(
+        ["tensorboard"], "Where metrics go besides metrics.jsonl: tensorboard, wandb (offline with WANDB_MODE=offline), none."
+    )
+    wandb: WandbConfig = _sub(WandbConfig, "Weights & Biases run settings (trainer.report_to includes wandb).")
     sample_every: int = _f(10, "Log sample completions every N steps (0 = never).", ge=0)
     eval_every: int = _f(0, "Evaluate on data.eval_files every N steps (0 = only at the end).", ge=0)
     eval_limit: int | None = _f(None, "Evaluate on at most N held-out records.", ge=1)

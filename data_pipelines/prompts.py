@@ -5,6 +5,7 @@ The Video-R1 training and evaluation templates differ only in ``<think> </think>
 The ``short`` template is for tiny models, whose prompt length is a large share of the compute.
 SEED-Bench-R1 (GRPO-CARE) and "MMVU (mc)" use the Video-R1 templates unchanged: ``video_r1_eval``
 for evaluation, ``video_r1_train`` for training. `MMVU_TEMPLATES` hold MMVU's official prompts.
+Chat records (`VERBATIM_PROMPT`, `SFT_TARGET`) bring their own user turn and assistant turn; no template applies.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from __future__ import annotations
 import re
 
 from data_pipelines.schema import Sample
+
+VERBATIM_PROMPT = "verbatim_prompt"
+"""`Sample.extra` flag: `Sample.problem` is the record's own user turn, used as written under every template."""
+SFT_TARGET = "sft_target"
+"""`Sample.extra` key: the record's own assistant turn, the SFT target as written."""
 
 _PONDER = (
     "{Question}\nPlease think about this question as if you were a human pondering deeply. Engage in "
@@ -92,12 +98,14 @@ def question_with_options(sample: Sample) -> str:
 
 
 def build_prompt_text(sample: Sample, template: str = "video_r1_train") -> str:
-    """The user-turn text for `sample` under the named template."""
-    if template in MMVU_TEMPLATES:
-        return _mmvu_prompt_text(sample, template)
-    if template not in QUESTION_TEMPLATES:
+    """The user-turn text for `sample` under the named template (a `VERBATIM_PROMPT` sample's problem as written)."""
+    if template not in QUESTION_TEMPLATES and template not in MMVU_TEMPLATES:
         names = sorted([*QUESTION_TEMPLATES, *MMVU_TEMPLATES])
         raise ValueError(f"unknown prompt template {template!r}; choose one of {names}")
+    if sample.extra.get(VERBATIM_PROMPT):
+        return sample.problem
+    if template in MMVU_TEMPLATES:
+        return _mmvu_prompt_text(sample, template)
     types = SHORT_TYPE_TEMPLATES if template == "short" else TYPE_TEMPLATES
     return QUESTION_TEMPLATES[template].format(Question=question_with_options(sample)) + types[sample.problem_type]
 
@@ -124,7 +132,10 @@ def _mmvu_prompt_text(sample: Sample, template: str) -> str:
 
 
 def sft_target(sample: Sample) -> str:
-    """The assistant turn for SFT: ``process + "\\n" + solution`` (Video-R1), or the solution alone."""
+    """The assistant turn for SFT: the record's own (`SFT_TARGET`), else ``process + "\\n" + solution`` (Video-R1), or
+    the solution alone."""
+    if SFT_TARGET in sample.extra:
+        return sample.extra[SFT_TARGET]
     if sample.process:
         return sample.process + "\n" + sample.solution
     return sample.solution

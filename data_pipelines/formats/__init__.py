@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from data_pipelines.formats.chat_messages import load_chat_messages
 from data_pipelines.formats.mmvu import load_mmvu
 from data_pipelines.formats.seed_bench_r1 import load_seed_bench_r1
 from data_pipelines.formats.timesearch_r import load_timesearch_r
@@ -21,6 +22,7 @@ READERS: dict[str, Callable[..., list[Sample]]] = {
     "mmvu": load_mmvu,
     "timesearch_r": load_timesearch_r,
     "vlm_r1": load_vlm_r1,
+    "chat_messages": load_chat_messages,
 }
 """Record format → reader; every reader takes ``(path, *, media_root=None, limit=None, ...)``."""
 
@@ -32,13 +34,19 @@ _SEED_BENCH_R1_KEYS = frozenset(
 def record_format(record: Any) -> str | None:
     """The `READERS` key for one record's shape, or None when no reader fits.
 
-    Checked in this order: ``problem_type`` (or TW-GRPO's ``problem`` + ``solution``) means Video-R1;
+    Checked in this order: ``messages``, or ``conversations`` with ``images`` / ``videos`` (and no ``image``),
+    mean chat records (qwen-vl-utils / TRL, LLaMA-Factory ShareGPT); ``problem_type`` (or TW-GRPO's ``problem`` +
+    ``solution``) means Video-R1;
     SEED-Bench-R1's own fields mean SEED-Bench-R1 (training or validation, told apart by
     ``golden_choice_idx`` in its reader); ``question_type`` + ``choices`` mean MMVU; ``question`` +
     ``target`` mean TimeSearch-R; ``image`` + ``conversations`` mean VLM-R1's referring-expression records.
     """
     if not isinstance(record, dict):
         return None
+    if isinstance(record.get("messages"), list) or (
+        "conversations" in record and "image" not in record and {"images", "videos"} & record.keys()
+    ):
+        return "chat_messages"
     if record.get("problem_type") is not None or {"problem", "solution"} <= record.keys():
         return "video_r1"
     if _SEED_BENCH_R1_KEYS & record.keys():
@@ -80,8 +88,8 @@ def load_benchmark_samples(
         raise RecordError(
             f"{label}: unknown record shape ({keys}); expected Video-R1 (problem_type or problem + solution), "
             "SEED-Bench-R1 (golden_choice_idx, negative_answers, task_progress_metadata or "
-            "current_observation_basename), MMVU (question_type + choices), TimeSearch-R (question + target) "
-            "or VLM-R1 (image + conversations)"
+            "current_observation_basename), MMVU (question_type + choices), TimeSearch-R (question + target), "
+            "VLM-R1 (image + conversations) or chat messages (messages, or conversations + images|videos)"
         )
     reader = READERS[name]
     parameters = inspect.signature(reader).parameters
@@ -96,6 +104,7 @@ def load_benchmark_samples(
 __all__ = [
     "READERS",
     "load_benchmark_samples",
+    "load_chat_messages",
     "load_dataset_files",
     "load_mmvu",
     "load_samples",

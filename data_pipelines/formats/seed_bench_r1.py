@@ -18,6 +18,11 @@ with progress steps, the sample is a video ``videos/<video_source>/<video_basena
 image ``images/<video_source>/<current_observation_basename>`` (`Sample.extra_images`); with an empty
 ``task_progress_metadata`` it is that image alone. Files are checked to exist and be non-empty,
 never decoded here.
+
+Upstream EgoPlan-Bench / EgoPlan-Bench2 rows (``video_id``, ``current_observation_frame``: frame numbers in the full
+source video) lack what SEED-Bench-R1 adds (`ADDED_FIELDS`): the cut clip and the extracted frame, and for
+EgoPlan-Bench2 the question and video source. Their file names are SEED-Bench-R1's own, so nothing is derived: a row
+with upstream fields and no ``current_observation_basename`` fails with one error naming every missing field.
 """
 
 from __future__ import annotations
@@ -35,6 +40,16 @@ CHOICE_FIELDS: tuple[str, ...] = ("choice_a", "choice_b", "choice_c", "choice_d"
 NUM_NEGATIVES = 3
 """Wrong actions drawn per training row (4 options in all)."""
 
+ADDED_FIELDS: dict[str, str] = {
+    "question": "the question text (EgoPlan-Bench2 rows have only task_goal)",
+    "video_source": "the sub-folder of videos/ and images/, EpicKitchens or Ego4D",
+    "current_observation_basename": "the file name of the current-observation frame, extracted as an image into "
+    "images/<video_source>/ (upstream rows give only its frame number, current_observation_frame)",
+    "video_basename": "the file name of the task-progress clip, cut from the source video into videos/<video_source>/ "
+    "(upstream rows give only video_id and frame numbers; needed when task_progress_metadata is not empty)",
+}
+"""Fields SEED-Bench-R1 adds to EgoPlan-Bench / EgoPlan-Bench2 rows, and what each holds."""
+_UPSTREAM_FIELDS = ("video_id", "current_observation_frame", "task_start_frame")
 _CONSUMED = frozenset({"question", "golden_choice_idx", "negative_answers", *CHOICE_FIELDS})
 
 
@@ -72,6 +87,7 @@ def _to_sample(
             f"{label}: expected a JSON object with question, task_progress_metadata and media basenames, "
             f"got a {kind(record)}"
         )
+    _check_not_upstream(record, label)
     question = required_text(record, "question", label, "every record needs the question text")
     raw_id = record.get("sample_id", record.get("id"))
     if "golden_choice_idx" in record:
@@ -93,6 +109,23 @@ def _to_sample(
         origin=origin,
         extra={k: v for k, v in record.items() if k not in _CONSUMED},
         extra_images=extra_images,
+    )
+
+
+def _check_not_upstream(record: dict[str, Any], label: str) -> None:
+    """RecordError naming every `ADDED_FIELDS` field an upstream EgoPlan row lacks: a row with upstream fields and no
+    ``current_observation_basename``, which every SEED-Bench-R1 row has."""
+    upstream = [key for key in _UPSTREAM_FIELDS if key in record]
+    if not upstream or "current_observation_basename" in record:
+        return
+    missing = [key for key in ADDED_FIELDS if key not in record]
+    if not record.get("task_progress_metadata") and "video_basename" in missing:
+        missing.remove("video_basename")
+    added = "; ".join(f"{key}: {ADDED_FIELDS[key]}" for key in missing)
+    raise RecordError(
+        f"{label}: field '{missing[0]}' is missing: this is an upstream EgoPlan row ({', '.join(upstream)}) without "
+        f"what SEED-Bench-R1 adds ({added}); use SEED-Bench-R1's annotations/*.jsonl with its videos/ and images/ "
+        "folders"
     )
 
 

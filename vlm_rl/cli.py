@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from importlib import metadata
 import os
 import sys
 from pathlib import Path
@@ -300,7 +301,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", nargs="*", default=[], metavar="DIR", help="more model directories to compare with")
     p.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (or folders of runs) to browse")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
     p.add_argument(
         "--auth-file",
         metavar="FILE",
@@ -383,6 +384,10 @@ def _synth_server(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlm-rl", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"vlm-rl {metadata.version('vlm-rl')}",
+        help="print the installed vlm-rl version and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     for name, help in (("train", "GRPO training from a YAML config"), ("sft", "supervised fine-tuning from a YAML config")):
@@ -396,8 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="record file (.json/.jsonl: Video-R1, SEED-Bench-R1 or MMVU records)")
     p.add_argument("--benchmark", choices=("seed-bench-r1", "mmvu", "synthetic"), help="a known benchmark and its preset")
     p.add_argument("--data-root", type=Path, help="the benchmark's download folder (seed-bench-r1, mmvu)")
-    p.add_argument("--levels", default="L1,L2,L3", help="SEED-Bench-R1 levels, comma-separated")
-    p.add_argument("--mode", default="mc", help="MMVU: mc (the 625 MC items, strict letter match) or official (CoT + judge)")
+    p.add_argument("--levels", default="L1,L2,L3", help="SEED-Bench-R1 levels, comma-separated (default: %(default)s)")
+    p.add_argument(
+        "--mode", default="mc",
+        help="MMVU: mc (the 625 MC items, strict letter match; the default) or official (CoT + judge)",
+    )
     p.add_argument("--config", help="config for prompts, media and decoding (default: the benchmark preset, else MODEL/vlm_rl.yaml)")
     p.add_argument("--out", help="report path (one evaluation) or folder (a benchmark); default MODEL/eval/")
     p.add_argument("--limit", type=int, help="evaluate only the first N records")
@@ -413,36 +421,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("make-tiny-model", help="build a tiny random-weight Qwen2.5-VL with a local tokenizer")
-    p.add_argument("out_dir")
-    p.add_argument("--size", choices=("tiny", "small"), default="tiny")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--family", choices=("qwen2_5_vl", "qwen2_vl"), default="qwen2_5_vl", help="model family")
+    p.add_argument("out_dir", help="folder to write the model, tokenizer and processor to")
+    p.add_argument(
+        "--size", choices=("tiny", "small"), default="tiny",
+        help="tiny: hidden size 128, 2 layers; small: hidden size 256, 4 layers (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    p.add_argument(
+        "--family", choices=("qwen2_5_vl", "qwen2_vl"), default="qwen2_5_vl", help="model family (default: %(default)s)"
+    )
     p.set_defaults(func=_make_tiny_model)
 
     p = sub.add_parser("make-data", help="generate the synthetic video-reasoning dataset (mp4 + Video-R1 json)")
-    p.add_argument("out_dir")
-    p.add_argument("--n-train", type=int, default=2000)
-    p.add_argument("--n-test", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("out_dir", help="folder for videos/, images/, train.json, test.json and dataset_info.json")
+    p.add_argument("--n-train", type=int, default=2000, help="samples in train.json (default: %(default)s)")
+    p.add_argument("--n-test", type=int, default=256, help="samples in test.json (default: %(default)s)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the generator: the same seed and settings give the same data "
+        "(default: %(default)s)",
+    )
     p.add_argument(
         "--tasks",
         help="comma-separated subset of: color,direction,count,order,colors_present (the default), "
         "and the opt-in needle (a brief event in a long clip, for frame search), rec (the box of the one shape a "
         "phrase names) and detection (the boxes of every shape of a kind); rec and detection write PNG images",
     )
-    p.add_argument("--frames", type=int, default=4, help="frames per clip")
-    p.add_argument("--size", type=int, default=56, help="frame width and height in pixels")
-    p.add_argument("--fps", type=float, default=4.0)
-    p.add_argument("--distractors", type=int, default=0, help="extra static objects per clip")
-    p.add_argument("--speed", type=float, default=1.0, help="motion speed multiplier")
-    p.add_argument("--needle-frames", type=int, default=96, help="needle clips: frames per clip (64-256, at 8 fps)")
+    p.add_argument("--frames", type=int, default=4, help="frames per clip, at least 2 (default: %(default)s)")
+    p.add_argument(
+        "--size", type=int, default=56, help="frame width and height in pixels, even (default: %(default)s)"
+    )
+    p.add_argument(
+        "--fps", type=float, default=4.0, help="frame rate of the clips; needle clips use 8 (default: %(default)s)"
+    )
+    p.add_argument("--distractors", type=int, default=0, help="extra static objects per clip (default: %(default)s)")
+    p.add_argument(
+        "--speed", type=float, default=1.0,
+        help="motion speed multiplier; 1.0 moves a third of an object's size per frame (default: %(default)s)",
+    )
+    p.add_argument(
+        "--needle-frames", type=int, default=96,
+        help="needle clips: frames per clip (64-256, at 8 fps; default: %(default)s)",
+    )
     p.add_argument(
         "--needle-preview-frames", type=int, default=8,
-        help="needle clips: the event never falls on a frame of a uniform preview of this many frames (even)",
+        help="needle clips: the event never falls on a frame of a uniform preview of this many frames (even; "
+        "default: %(default)s)",
     )
-    p.add_argument("--needle-distractors", type=int, default=3, help="needle clips: static shapes on every frame")
     p.add_argument(
-        "--image-size", type=int, default=112, help="rec and detection images: side in pixels (a multiple of 28)"
+        "--needle-distractors", type=int, default=3,
+        help="needle clips: static shapes on every frame, at least 1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--image-size", type=int, default=112,
+        help="rec and detection images: side in pixels (a multiple of 28; default: %(default)s)",
     )
     p.add_argument(
         "--image-objects", type=_int_pair, default=(3, 6), metavar="MIN,MAX",
@@ -455,13 +486,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help=".json or .jsonl records")
     p.add_argument("output", type=Path, help="output file (.jsonl writes JSON Lines, anything else a JSON list)")
     p.add_argument("--probability", type=float, default=0.5, help="chance that a negatable record is inverted (TW-GRPO: 0.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the draws; the same seed gives the same output (default: %(default)s)"
+    )
     p.set_defaults(func=_invert_qa)
     p = data.add_parser("drop-thoughts", help="TON thought dropout for SFT records: empty the thought with probability p")
     p.add_argument("input", type=Path, help=".json or .jsonl records with a 'process' thought")
     p.add_argument("output", type=Path, help="output file with the input's suffix (may be the input)")
     p.add_argument("--probability", type=float, default=0.5, help="dropout probability (TON: 0.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the draws; the same seed gives the same output (default: %(default)s)"
+    )
     p.set_defaults(func=_drop_thoughts)
     p = data.add_parser("show", help="read a record file (Video-R1, SEED-Bench-R1 or MMVU) and print its first prompts")
     p.add_argument("input", type=Path, help=".json or .jsonl records")
@@ -485,8 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prompt once per group in generation and loss (prefill), in the loss only (shared), or per completion "
                    "(repeated); trl = TRL's GRPOTrainer at the same settings (image workload only; extra 'bench'); "
                    "both = shared and repeated, all = the three of this project, vs-trl = prefill, shared and trl")
-    p.add_argument("--steps", type=int, default=3, help="timed steps")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    p.add_argument("--steps", type=int, default=3, help="timed steps (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default: %(default)s)")
     p.add_argument("--worker", choices=("prefill", "shared", "repeated", "trl"), help=argparse.SUPPRESS)
     p.set_defaults(func=_bench)
 
@@ -495,23 +530,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("plot", help="write PNG curves of a run's metrics.jsonl")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="run folder holding metrics.jsonl; the PNGs go to RUN_DIR/plots")
     p.set_defaults(func=_plot)
 
     p = sub.add_parser("report", help="print a before/after table of eval reports")
     p.add_argument("reports", nargs="+", help="eval report JSON files")
-    p.add_argument("--labels", help="comma-separated column labels")
+    p.add_argument(
+        "--labels", help="comma-separated column labels, one per report (default: the file names without suffix)"
+    )
     p.set_defaults(func=_report)
 
     p = sub.add_parser("config", help="list every config field with its help, or print a resolved config")
-    p.add_argument("config", nargs="?", help="YAML config file")
-    p.add_argument("overrides", nargs="*")
+    p.add_argument(
+        "config", nargs="?", help="YAML config file; with it or overrides, print the resolved config as YAML"
+    )
+    p.add_argument("overrides", nargs="*", help="dotted overrides applied on top, e.g. trainer.steps=20")
     p.set_defaults(func=_config)
 
     p = sub.add_parser("vllm-serve", help="serve a model with vLLM over HTTP for rollout.engine=vllm-server (CUDA)")
     p.add_argument("--model", required=True, help="model directory (the policy's starting weights)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     p.add_argument(
         "--token-file",
         help="file holding the token every request must carry (default: rollout.vllm.token_file, else "

@@ -52,6 +52,7 @@ class Trainer:
 
         if not config.data.train_files:
             raise ConfigError("data.train_files is empty; give at least one .json/.jsonl file of records")
+        RunLogger.check_report_to(config.trainer.report_to)
         self.config = config
         self.accelerator = Accelerator(kwargs_handlers=_process_group_kwargs())
         set_seed(config.seed)
@@ -111,7 +112,7 @@ class Trainer:
             log_lengths = state.extra.get("log_lengths")
         if self.is_main:
             self._start_run_folder()
-        self.logger = RunLogger(self.run_dir, enabled=self.is_main)
+        self.logger = RunLogger.for_run(config, enabled=self.is_main, resuming=resume_from is not None)
         if self.is_main:
             save_config(config, self.run_dir / "config.yaml")
             self.logger.truncate_after(self.start_step, log_lengths)

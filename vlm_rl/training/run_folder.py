@@ -19,7 +19,7 @@ from vlm_rl.config import ConfigError
 LOCK_FILE = ".vlm-rl.lock"
 RUN_MARKERS = ("metrics.jsonl", "checkpoints", "final")
 """A folder holding any of these holds a run."""
-RUN_FILES = (*RUN_MARKERS, "samples.jsonl", "config.yaml", "tensorboard", "plots", "synthetic")
+RUN_FILES = (*RUN_MARKERS, "samples.jsonl", "config.yaml", "tensorboard", "wandb", "wandb_run_id", "plots", "synthetic")
 """Everything a run (and `vlm-rl plot`) writes into its folder: what trainer.overwrite=true removes."""
 
 log = logging.getLogger(__name__)

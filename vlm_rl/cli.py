@@ -76,6 +76,7 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
     from vlm_rl.eval.table import comparison_table
     from vlm_rl.models.loading import load_adapter, load_model
     from vlm_rl.models.prompt_encoder import PromptEncoder
+    from vlm_rl.records import dataset_columns
     from vlm_rl.rollout import HFRolloutEngine
 
     config_path = args.config or job.preset
@@ -89,7 +90,7 @@ def _eval_job(args: argparse.Namespace, job, out: Path) -> None:
         image = config.data.image
         samples = load_benchmark_samples(
             job.data, media_root=config.data.media_root, limit=args.limit, image_pixels=(image.min_pixels, image.max_pixels),
-            **job.reader_kwargs,
+            columns=dataset_columns(config.data), **job.reader_kwargs,
         )
     except MediaNotFoundError as err:
         raise err.naming("data.media_root=") from None
@@ -213,10 +214,11 @@ def _drop_thoughts(args: argparse.Namespace) -> None:
 def _show_data(args: argparse.Namespace) -> None:
     from collections import Counter
 
-    from data_pipelines.formats import load_benchmark_samples, record_format
+    from data_pipelines.formats import is_hf_dataset, load_benchmark_samples, record_format
     from data_pipelines.prompts import build_prompt_text
     from data_pipelines.record_files import MediaNotFoundError, iter_records
     from vlm_rl.config import SEARCH_TEMPLATES, load_config
+    from vlm_rl.records import dataset_columns
 
     config = load_config(args.config, args.overrides)
     template = args.template
@@ -224,12 +226,12 @@ def _show_data(args: argparse.Namespace) -> None:
         chosen = args.config or any(o.startswith("data.prompt_template=") for o in args.overrides)
         template = config.data.prompt_template if chosen else "video_r1_eval"
     try:
-        samples = load_benchmark_samples(args.input, media_root=args.media_root)
+        samples = load_benchmark_samples(args.input, media_root=args.media_root, columns=dataset_columns(config.data))
     except MediaNotFoundError as err:
         raise err.naming("--media-root ") from None
-    first = next(iter_records(args.input))[2]
+    name = "hf_dataset" if is_hf_dataset(args.input) else record_format(next(iter_records(args.input))[2])
     kinds = Counter(f"{s.data_type}/{s.problem_type}" for s in samples)
-    print(f"{args.input}: {record_format(first)} format, {len(samples)} samples ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    print(f"{args.input}: {name} format, {len(samples)} samples ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
     search = template in SEARCH_TEMPLATES
     if search:
         print(_search_prompt_settings(config, template))
@@ -398,7 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a model on a record file or a benchmark; JSON + Markdown reports")
     p.add_argument("--model", help="model directory")
-    p.add_argument("--data", type=Path, help="record file (.json/.jsonl: Video-R1, SEED-Bench-R1 or MMVU records)")
+    p.add_argument(
+        "--data", type=Path,
+        help="record file (.json/.jsonl: Video-R1, SEED-Bench-R1 or MMVU records) or a Hugging Face dataset "
+        "(.parquet/.arrow file or dataset folder, optionally @SPLIT; columns from data.prompt_key etc.)",
+    )
     p.add_argument("--benchmark", choices=("seed-bench-r1", "mmvu", "synthetic"), help="a known benchmark and its preset")
     p.add_argument("--data-root", type=Path, help="the benchmark's download folder (seed-bench-r1, mmvu)")
     p.add_argument("--levels", default="L1,L2,L3", help="SEED-Bench-R1 levels, comma-separated (default: %(default)s)")
@@ -498,8 +504,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the draws; the same seed gives the same output (default: %(default)s)"
     )
     p.set_defaults(func=_drop_thoughts)
-    p = data.add_parser("show", help="read a record file (Video-R1, SEED-Bench-R1 or MMVU) and print its first prompts")
-    p.add_argument("input", type=Path, help=".json or .jsonl records")
+    p = data.add_parser(
+        "show", help="read a record file (Video-R1, SEED-Bench-R1, MMVU) or a Hugging Face dataset and print its first prompts"
+    )
+    p.add_argument(
+        "input", type=Path,
+        help=".json or .jsonl records, or a Hugging Face dataset (a .parquet/.arrow file or a dataset folder, "
+        "optionally @SPLIT; its columns are data.prompt_key, answer_key, image_key and video_key)",
+    )
     p.add_argument(
         "--template",
         help="prompt template (see data.prompt_template; timesearch and timesearch_short show the frame-search prompt "

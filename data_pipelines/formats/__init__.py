@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from data_pipelines.formats.hf_dataset import DatasetColumns, is_hf_dataset, load_hf_dataset
 from data_pipelines.formats.chat_messages import load_chat_messages
 from data_pipelines.formats.mmvu import load_mmvu
 from data_pipelines.formats.seed_bench_r1 import load_seed_bench_r1
@@ -66,9 +67,14 @@ def load_benchmark_samples(
     media_root: str | Path | None = None,
     limit: int | None = None,
     image_pixels: tuple[int, int] | None = None,
+    columns: DatasetColumns = DatasetColumns(),
     **reader_kwargs: Any,
 ) -> list[Sample]:
     """Read `path` with the reader its first record's shape calls for (see `record_format`).
+
+    A Hugging Face dataset (a parquet or arrow file, or a dataset folder; see `is_hf_dataset`) is read by
+    `load_hf_dataset` with the column names `columns` (``data.prompt_key`` and friends); `columns` is ignored
+    for every other format.
 
     A file holds one format; a later record of another shape fails in that reader, naming its field.
     `reader_kwargs` go to the chosen reader (``seed=`` for SEED-Bench-R1, ``multiple_choice_only=``
@@ -77,6 +83,9 @@ def load_benchmark_samples(
     resized images (``data.image``) goes to the readers whose answers depend on it and is ignored by the others.
     Raises RecordError for an empty file or a first record of unknown shape.
     """
+    if is_hf_dataset(path):
+        pixels = {} if image_pixels is None else {"image_min_pixels": image_pixels[0], "image_max_pixels": image_pixels[1]}
+        return load_hf_dataset(path, media_root=media_root, limit=limit, columns=columns, **pixels, **reader_kwargs)
     path = Path(path)
     first = next(iter_records(path), None)
     if first is None:
@@ -103,6 +112,9 @@ def load_benchmark_samples(
 
 __all__ = [
     "READERS",
+    "DatasetColumns",
+    "is_hf_dataset",
+    "load_hf_dataset",
     "load_benchmark_samples",
     "load_chat_messages",
     "load_dataset_files",

@@ -22,7 +22,7 @@ from vlm_rl.eval.search_eval import SearchEval
 from vlm_rl.models.loading import load_adapter, load_model
 from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.media import ImageSampling
-from vlm_rl.records import load_records
+from vlm_rl.records import dataset_columns, load_records
 from vlm_rl.rollout import HFRolloutEngine
 from vlm_rl.training.checkpoint import (
     find_resume_checkpoint,
@@ -63,13 +63,13 @@ class Trainer:
         image = ImageSampling(min_pixels=config.data.image.min_pixels, max_pixels=config.data.image.max_pixels)
         self.train_samples = load_records(
             config.data.train_files, config.data.media_root, limit=config.data.limit, reader=config.data.video.reader,
-            search_fps=search_fps, image=image,
+            search_fps=search_fps, image=image, columns=dataset_columns(config.data),
         )
         if not self.train_samples:
             raise ConfigError(f"no training records in {config.data.train_files}")
         self.eval_samples = load_records(
             config.data.eval_files, config.data.media_root, limit=config.trainer.eval_limit, reader=config.data.video.reader,
-            search_fps=search_fps, image=image,
+            search_fps=search_fps, image=image, columns=dataset_columns(config.data),
         )
         self.encoder = PromptEncoder(self.adapter, config.data, search_turns=config.search.max_turns)
         self.sampler = PromptSampler(

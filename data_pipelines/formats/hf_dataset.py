@@ -98,7 +98,8 @@ def load_hf_dataset(
     options, in an ``options`` column or on lines of the question), numerical (a plain number) or free-form.
     Of several images the first is the sample's image, the rest `Sample.extra_images`; a video comes first.
     Media paths are taken under `media_root` (default: the dataset folder, or the file's folder).
-    `Sample.origin` is ``"<path>#<row>"`` (0-based, `path` as given, with any ``@SPLIT``). RecordError naming the file, the row and the column.
+    `Sample.origin` is ``"<path>#<row>"`` (0-based, `path` as given, with any ``@SPLIT``). RecordError naming
+    the file, the row and the column.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of records or None, got {limit}")

@@ -209,6 +209,12 @@ def test_rendered_prompt_is_golden_and_matches_the_record_rendered_by_the_proces
     assert inputs.image_grid_thw is not None and len(inputs.image_grid_thw) == 1
 
 
+def test_the_records_system_turn_replaces_the_default_system_prompt(encoder, root) -> None:
+    sample = load_one(root, SHAREGPT_RECORD)
+    system = "<|im_start|>system\nYou look at images.<|im_end|>\n<|im_start|>user\n"
+    assert encoder.text(sample) == system + VISION.format("<|image_pad|>") + "Which option is right?\n(A) up\n(B) down" + TAIL
+
+
 def test_sft_target_tokens_are_the_assistant_text(encoder, root) -> None:
     tokenizer = encoder.adapter.tokenizer
     sample = load_one(root, QWEN_RECORD)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 
+from data_pipelines.formats.chat_messages import SYSTEM_KEY
 from data_pipelines.prompts import build_prompt_text
 from data_pipelines.search_prompt import SEARCH_SYSTEM_PROMPT, SHORT_SEARCH_SYSTEM_PROMPT, search_question, short_search_question
 from data_pipelines.schema import Sample
@@ -47,7 +48,7 @@ class PromptEncoder:
         `data.system_prompt` is set) and the search instructions with the video's duration after the preview;
         ``timesearch_short`` says the same in two lines (for tiny models).
         """
-        system = self.data.system_prompt
+        system = self.system_prompt(sample)
         if self.data.prompt_template == "timesearch":
             question = search_question(sample, self.duration(sample), self.search_turns)
             system = SEARCH_SYSTEM_PROMPT if system is None else system
@@ -58,6 +59,10 @@ class PromptEncoder:
             question = build_prompt_text(sample, self.data.prompt_template)
         messages = self.adapter.messages(sample, question, system)
         return self.adapter.render(messages, add_generation_prompt=True)
+
+    def system_prompt(self, sample: Sample) -> str | None:
+        """The record's own system turn (chat-message records), else ``data.system_prompt``."""
+        return sample.extra.get(SYSTEM_KEY) or self.data.system_prompt
 
     def duration(self, sample: Sample) -> float:
         """Seconds of a video sample: the record's ``duration``, else the file's frame count over its frame rate."""
@@ -114,5 +119,5 @@ class PromptEncoder:
         if instruction is None:
             text = self.text(sample)
         else:
-            text = self.adapter.render(self.adapter.messages(sample, instruction, self.data.system_prompt), add_generation_prompt=True)
+            text = self.adapter.render(self.adapter.messages(sample, instruction, self.system_prompt(sample)), add_generation_prompt=True)
         return self.adapter.encode(text, video=video, images=images)

@@ -19,6 +19,8 @@ from vlm_rl.models.loading import ModelLoadError
 from vlm_rl.rollout.vllm_server import VLLMServerError
 from vlm_rl.synthesis.command import add_arguments as add_synth_server_arguments
 
+RECORD_FORMATS = "Video-R1/TW-GRPO, SEED-Bench-R1, MMVU, TimeSearch-R, VLM-R1 or chat-message (qwen-vl-utils/TRL, LLaMA-Factory) records"
+"""The record shapes the readers detect, for help texts."""
 USER_ERRORS = (
     ConfigError, RecordError, MediaError, ModelLoadError, ReportError, VLLMServerError, FileNotFoundError, DemoError
 )
@@ -402,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model directory")
     p.add_argument(
         "--data", type=Path,
-        help="record file (.json/.jsonl: Video-R1, SEED-Bench-R1 or MMVU records) or a Hugging Face dataset "
+        help=f"record file (.json/.jsonl of {RECORD_FORMATS}) or a Hugging Face dataset "
         "(.parquet/.arrow file or dataset folder, optionally @SPLIT; columns from data.prompt_key etc.)",
     )
     p.add_argument("--benchmark", choices=("seed-bench-r1", "mmvu", "synthetic"), help="a known benchmark and its preset")
@@ -505,11 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_drop_thoughts)
     p = data.add_parser(
-        "show", help="read a record file (Video-R1, SEED-Bench-R1, MMVU) or a Hugging Face dataset and print its first prompts"
+        "show", help="read a record file or a Hugging Face dataset, say its format and print its first prompts"
     )
     p.add_argument(
         "input", type=Path,
-        help=".json or .jsonl records, or a Hugging Face dataset (a .parquet/.arrow file or a dataset folder, "
+        help=f".json or .jsonl of {RECORD_FORMATS}, or a Hugging Face dataset (a .parquet/.arrow file or a dataset folder, "
         "optionally @SPLIT; its columns are data.prompt_key, answer_key, image_key and video_key)",
     )
     p.add_argument(

@@ -135,7 +135,11 @@ class ImageConfig:
 
 @dataclass
 class DataConfig:
-    train_files: list[str] = _f([], "Training records: Video-R1 / TW-GRPO, SEED-Bench-R1 or MMVU .json or .jsonl files.")
+    train_files: list[str] = _f(
+        [],
+        "Training records: .json/.jsonl files of any shape the readers detect (Video-R1/TW-GRPO, SEED-Bench-R1, MMVU, "
+        "TimeSearch-R, VLM-R1, chat messages), or Hugging Face datasets (.parquet/.arrow files, dataset folders, PATH@SPLIT).",
+    )
     eval_files: list[str] = _f([], "Held-out records evaluated during and after training.")
     media_root: str | None = _f(None, "Directory that record media paths are relative to (default: each file's directory).")
     prompt_template: Literal[

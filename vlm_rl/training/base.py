@@ -51,7 +51,7 @@ class Trainer:
         from accelerate.utils import set_seed
 
         if not config.data.train_files:
-            raise ConfigError("data.train_files is empty; give at least one .json/.jsonl file of records")
+            raise ConfigError("data.train_files is empty; give at least one .json/.jsonl record file or Hugging Face dataset")
         RunLogger.check_report_to(config.trainer.report_to)
         self.config = config
         self.accelerator = Accelerator(kwargs_handlers=_process_group_kwargs())

@@ -198,9 +198,13 @@ def test_demo_in_headless_chromium(tiny_model_dir, tmp_path):
             page.fill("#answer-in textarea", "2")
             page.get_by_role("tab", name="Sample G").click()
             box = page.locator("#group-size input[type=number]")
-            box.fill("4")
-            box.press("Tab")  # the slider takes a typed value when its box loses focus
-            page.wait_for_function("() => document.querySelector('#group-size input[type=range]')?.value === '4'", timeout=30_000)
+            slider = "() => document.querySelector('#group-size input[type=range]')?.value"
+            deadline = time.monotonic() + 60
+            while page.evaluate(slider) != "4":  # the slider takes a typed value when its box loses focus
+                assert time.monotonic() < deadline, "the group-size slider never took the typed 4"
+                box.fill("4")
+                box.press("Tab")
+                page.wait_for_timeout(500)
             page.click("#sample-btn")
             page.locator("#group .vr-card").first.wait_for(timeout=60_000)
             assert page.locator("#group .vr-card").count() == 4

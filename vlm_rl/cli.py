@@ -452,7 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tasks",
         help="comma-separated subset of: color,direction,count,order,colors_present (the default), "
         "and the opt-in needle (a brief event in a long clip, for frame search), rec (the box of the one shape a "
-        "phrase names) and detection (the boxes of every shape of a kind); rec and detection write PNG images",
+        "phrase names), detection (the boxes of every shape of a kind), compare (are there more of one shape than "
+        "another; the thought states both counts) and difficulty_mix (easy and hard questions, each record labelled "
+        "with its difficulty); rec and detection write PNG images",
     )
     p.add_argument("--frames", type=int, default=4, help="frames per clip, at least 2 (default: %(default)s)")
     p.add_argument(

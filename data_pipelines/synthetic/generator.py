@@ -16,15 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from data_pipelines.synthetic.claims import make_claim_instance
 from data_pipelines.synthetic.mp4 import write_mp4
 from data_pipelines.synthetic.needle import NEEDLE_KINDS, NeedleSettings, make_needle_clip
 from data_pipelines.synthetic.perception import PerceptionSettings, make_perception_image, write_png
 from data_pipelines.synthetic.scenes import Difficulty, TaskInstance, make_instance
-from data_pipelines.synthetic.vocabulary import NEEDLE_TASK, PERCEPTION_TASKS, TASKS
+from data_pipelines.synthetic.vocabulary import CLAIM_TASKS, NEEDLE_TASK, PERCEPTION_TASKS, TASKS
 
 SPLITS: tuple[str, ...] = ("train", "test")
-KNOWN_TASKS: tuple[str, ...] = (*TASKS, NEEDLE_TASK, *PERCEPTION_TASKS)
-"""Every task `make_dataset` can write; the default is TASKS, the needle and perception tasks are opt-in."""
+KNOWN_TASKS: tuple[str, ...] = (*TASKS, NEEDLE_TASK, *PERCEPTION_TASKS, *CLAIM_TASKS)
+"""Every task `make_dataset` can write; the default is TASKS, the needle, perception and claim tasks are opt-in."""
 _MAX_REDRAWS = 100
 
 
@@ -65,6 +66,9 @@ def make_dataset(
 
     Perception images (tasks ``rec`` and ``detection``, see `perception.py`) are PNGs in ``images/`` drawn with
     `perception`; their records are ``data_type: "image"`` with box answers and list every shape under ``objects``.
+
+    Claim clips (tasks ``compare`` and ``difficulty_mix``, see `claims.py`) are drawn with `difficulty`; a compare
+    record adds the two ``counts``, a difficulty_mix record its ``difficulty`` (easy or hard) and ``question_kind``.
     """
     tasks = tuple(tasks)
     unknown = [t for t in tasks if t not in KNOWN_TASKS]
@@ -139,6 +143,8 @@ def _builder(
     """The builder of a `task` clip; `turn` counts the split's earlier clips of that task (it picks the needle kind)."""
     if task in PERCEPTION_TASKS:
         return lambda rng: make_perception_image(task, rng, perception)
+    if task in CLAIM_TASKS:
+        return lambda rng: make_claim_instance(task, rng, difficulty)
     if task != NEEDLE_TASK:
         return lambda rng: (make_instance(task, rng, difficulty), {})
     kind = NEEDLE_KINDS[turn % len(NEEDLE_KINDS)]

@@ -105,3 +105,23 @@ PERCEPTION_THOUGHTS: dict[str, str] = {
     "rec": "The {size} {color} {shape} spans {box}.",
     "detection": "There are {count} {shape}s.",
 }
+
+
+# --- the opt-in claim tasks: clips that expose what an RL method claims; `corpus_lines` reads none of these -------
+
+CLAIM_TASKS: tuple[str, ...] = ("compare", "difficulty_mix")
+"""Video tasks outside TASKS: which of two shape kinds is more numerous (the thought states both counts, so it
+can be checked against the answer), and a seeded mix of easy and hard questions, each labelled with its difficulty."""
+
+CLAIM_QUESTIONS: dict[str, str] = {
+    "compare": "Are there more {first}s than {second}s?",
+    "easy": "What color is the shape?",
+}
+
+CLAIM_THOUGHTS: dict[str, str] = {
+    "compare": "I count {first_count} {first}s and {second_count} {second}s.",
+    "easy": "The shape is {color}.",
+}
+
+YES_NO: tuple[str, str] = ("yes", "no")
+"""The options of a compare question, in option order: A is yes, B is no."""

@@ -29,6 +29,10 @@ from vlm_rl.rollout import RolloutEngine, SamplingParams
 if TYPE_CHECKING:
     from vlm_rl.eval.search_eval import SearchEval
 
+LABELLED_GROUPS: tuple[str, ...] = ("difficulty",)
+"""Record fields that break accuracy down (under ``by_group``) whenever some record carries them, as the
+synthetic ``difficulty_mix`` records carry ``difficulty``."""
+
 
 @dataclass(frozen=True)
 class ItemScore:
@@ -152,9 +156,9 @@ def evaluate(
     JSON line keyed by its origin, and a rerun skips the items already there (a killed evaluation
     resumes and gives the same report); the file's first line records `settings`, and a rerun with
     other settings is refused. `group_by` names record fields (looked up in ``sample.extra`` and its
-    ``metadata``) to break accuracy down by. With `progress`, a progress bar, and one line on stderr
-    for each item whose media cannot be read (naming the file and the fix; what the decoder printed
-    itself is dropped).
+    ``metadata``) to break accuracy down by; LABELLED_GROUPS fields that some sample carries join them.
+    With `progress`, a progress bar, and one line on stderr for each item whose media cannot be read
+    (naming the file and the fix; what the decoder printed itself is dropped).
 
     With `search`, each sample is answered by a frame-search rollout instead (`vlm_rl.eval.search_eval`):
     the item is scored by the single-answer rule, its ``format`` is the search format, it gets a ``search``
@@ -162,6 +166,7 @@ def evaluate(
     """
     if not samples:
         raise ValueError("evaluation needs at least one record")
+    group_by = _with_labelled_groups(group_by, samples)
     started = time.perf_counter()
     scorer = scorer or RuleScorer(cfg.mc_mode)
     settings = {**asdict(cfg), "prompt_template": encoder.data.prompt_template, **(settings or {})}
@@ -341,6 +346,12 @@ def _resume(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
         done[item["origin"]] = item
         kept.append(line)
     return done
+
+
+def _with_labelled_groups(group_by: Sequence[str], samples: Sequence[Sample]) -> tuple[str, ...]:
+    """`group_by` plus every LABELLED_GROUPS field that some sample carries."""
+    labelled = [key for key in LABELLED_GROUPS if key not in group_by and any(key in s.extra for s in samples)]
+    return (*group_by, *labelled)
 
 
 def _task(sample: Sample) -> str:

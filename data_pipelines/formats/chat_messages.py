@@ -21,7 +21,7 @@ listed in the prompt (``A. ...`` lines), else ``free-form``.
 Media paths are resolved by `media_path` under `media_root` (default the dataset file's folder), ``file://`` dropped,
 and checked to be non-empty files. The prompt shows the media before the text, as every prompt here does; one log
 line per file counts the records whose media came after some text, or whose user turns were joined. System turns are
-kept in ``Sample.extra["system"]`` (not in the prompt: ``data.system_prompt`` sets the system turn).
+kept in ``Sample.extra[SYSTEM_KEY]``, and the prompt encoder uses it in place of ``data.system_prompt``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ PLACEHOLDERS: dict[str, str] = {"image": "<image>", "video": "<video>"}
 """LLaMA-Factory's placeholders in string contents, one per path of ``images`` / ``videos``."""
 SHAREGPT_ROLES: dict[str, str] = {"human": "user", "gpt": "assistant", "system": "system"}
 """``conversations`` speaker (``from``) → chat role."""
-SYSTEM_KEY = "system"
+SYSTEM_KEY = "chat_system"
+"""`Sample.extra` key of a chat record's system turn; namespaced so another format's ``system`` field never becomes one."""
 """`Sample.extra` key of the record's system text (its system turns joined by a newline)."""
 
 _ROLES = ("system", "user", "assistant")

@@ -3,6 +3,8 @@ dispatch and every refusal."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import re
 from pathlib import Path
@@ -213,6 +215,11 @@ def test_the_records_system_turn_replaces_the_default_system_prompt(encoder, roo
     sample = load_one(root, SHAREGPT_RECORD)
     system = "<|im_start|>system\nYou look at images.<|im_end|>\n<|im_start|>user\n"
     assert encoder.text(sample) == system + VISION.format("<|image_pad|>") + "Which option is right?\n(A) up\n(B) down" + TAIL
+
+
+def test_a_system_field_of_another_format_is_not_a_system_turn(encoder, root) -> None:
+    sample = dataclasses.replace(load_one(root, TRL_RECORD), extra={"system": "from a Video-R1 record"})
+    assert encoder.text(sample).startswith(HEAD)
 
 
 def test_sft_target_tokens_are_the_assistant_text(encoder, root) -> None:

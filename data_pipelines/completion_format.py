@@ -69,6 +69,12 @@ def find_answer(text: str) -> str | None:
     return _first_content(ANSWER_BLOCK, text)
 
 
+def answer_or_text(text: str) -> str:
+    """Content of the first answer block, else the whole text; stripped (how a ground truth is read)."""
+    answer = find_answer(text)
+    return text.strip() if answer is None else answer
+
+
 def extract_answer(text: str) -> str:
     """Content of the first answer block, stripped; ``""`` when there is none.
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_pipelines.completion_format import answer_block, find_answer
+from data_pipelines.completion_format import answer_block, answer_or_text
 from data_pipelines.prompts import SFT_TARGET, VERBATIM_PROMPT
 from data_pipelines.record_files import checked_media_file, kind, media_path, read_samples, short
 from data_pipelines.schema import MEDIA_OVERRIDE_KEYS, PROBLEM_TYPES, RecordError, Sample
@@ -329,9 +329,7 @@ def _ground_truth(record: dict[str, Any], target: str | None, key: str, label: s
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise RecordError(f"{label}: field '{name}' must be a string or a number, got a {kind(value)}")
-        text = str(value)
-        answer = find_answer(text)
-        answer = text.strip() if answer is None else answer
+        answer = answer_or_text(str(value))
         if not answer:
             raise RecordError(f"{label}: field '{name}' is empty; give the ground-truth answer")
         return answer
@@ -340,8 +338,7 @@ def _ground_truth(record: dict[str, Any], target: str | None, key: str, label: s
             f"{label}: field 'solution' is missing and '{key}' has no assistant turn; give the ground truth as "
             "solution (or answer), or end the conversation with the assistant's answer"
         )
-    answer = find_answer(target)
-    answer = target.strip() if answer is None else answer
+    answer = answer_or_text(target)
     if not answer:
         raise RecordError(f"{label}: field '{key}': the assistant turn is empty; it is the answer")
     return answer

@@ -26,7 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from data_pipelines.completion_format import find_answer
+from data_pipelines.completion_format import answer_or_text
 from data_pipelines.formats.box_answers import BOX_TYPES, ImageBoxes
 from data_pipelines.image_size import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
 from data_pipelines.record_files import checked_media_file, media_path, short
@@ -345,8 +345,7 @@ def _answer_text(value: Any, label: str, key: str) -> str:
             f"{label}: column '{key}' must hold the ground truth (text or a number), got {short(value)}; "
             "fix the row or set data.answer_key"
         )
-    tagged = find_answer(value)
-    return (tagged if tagged is not None else value).strip()
+    return answer_or_text(value)
 
 
 def _options(value: Any, label: str) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from data_pipelines.completion_format import find_answer
+from data_pipelines.completion_format import answer_or_text
 from data_pipelines.formats.box_answers import ImageBoxes
 from data_pipelines.image_size import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
 from data_pipelines.record_files import checked_media_file, kind, media_path, read_samples, short
@@ -60,9 +60,8 @@ def _to_sample(
         media_path(raw, root), root=root, key="image", label=label, hint="VLM-R1's image folder", sizes=sizes, raw=raw
     )
     question, answer_text = _turn_texts(record.get("conversations"), label)
-    found = find_answer(answer_text)
     answer, extra = boxes.answer(
-        (answer_text if found is None else found).strip(), "box", image,
+        answer_or_text(answer_text), "box", image,
         label=label, field="conversations", image_key="image",
     )
     sample_id = record.get("id")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from data_pipelines.completion_format import find_answer
+from data_pipelines.completion_format import answer_or_text
 from data_pipelines.formats.box_answers import BOX_TYPES
 from data_pipelines.schema import Sample
 
@@ -22,9 +22,7 @@ MAX_DESCRIPTION_CHARS = 2000
 def description_text(completion: str) -> str:
     """The description a completion writes: its answer block's content when it has one, else all of it; on one line,
     at most `MAX_DESCRIPTION_CHARS` characters."""
-    answer = find_answer(completion)
-    text = completion if answer is None else answer
-    return " ".join(text.split())[:MAX_DESCRIPTION_CHARS]
+    return " ".join(answer_or_text(completion).split())[:MAX_DESCRIPTION_CHARS]
 
 
 def scene_objects(sample: Sample) -> tuple[list[list[float]], list[str]]:

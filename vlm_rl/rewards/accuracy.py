@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from data_pipelines.completion_format import extract_answer, find_answer
+from data_pipelines.completion_format import answer_or_text, extract_answer
 from vlm_rl.algorithms.csv_reward import temporal_iou
 from vlm_rl.rewards.answers import split_letters
 from vlm_rl.rewards.boxes import box_accuracy, detection_f1
@@ -233,7 +233,4 @@ def accuracy_reward(
     Raises ValueError for an unknown ``problem_type`` or mode.
     """
     scorer = scorer_for(problem_type, mc_mode=mc_mode, multi_mode=multi_mode)
-    ground_truth = find_answer(solution)
-    if ground_truth is None:
-        ground_truth = solution.strip()
-    return scorer(extract_answer(completion), ground_truth)
+    return scorer(extract_answer(completion), answer_or_text(solution))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from data_pipelines.boxes import Box, box_iou, parse_box, parse_boxes
-from data_pipelines.completion_format import extract_answer, find_answer
+from data_pipelines.completion_format import answer_or_text, extract_answer
 
 IOU_THRESHOLD = 0.5
 """A predicted box counts as right when its IoU with the true box is at least this."""
@@ -73,13 +73,13 @@ def detection_f1(completion_answer: str, ground_truth: str) -> float:
 def iou_reward(completion: str, solution: str, problem_type: str) -> float:
     """The ``iou`` reward: `box_iou_score` of the completion's ``<answer>`` on a ``box`` sample."""
     _check_type("iou", problem_type, "box")
-    return box_iou_score(extract_answer(completion), _ground_truth(solution))
+    return box_iou_score(extract_answer(completion), answer_or_text(solution))
 
 
 def detection_f1_reward(completion: str, solution: str, problem_type: str) -> float:
     """The ``detection_f1`` reward: `detection_f1` of the completion's ``<answer>`` on a ``detection`` sample."""
     _check_type("detection_f1", problem_type, "detection")
-    return detection_f1(extract_answer(completion), _ground_truth(solution))
+    return detection_f1(extract_answer(completion), answer_or_text(solution))
 
 
 def _check_type(reward: str, problem_type: str, expected: str) -> None:
@@ -89,7 +89,3 @@ def _check_type(reward: str, problem_type: str, expected: str) -> None:
             "use 'accuracy' (it scores each sample by its own problem type) for mixed data"
         )
 
-
-def _ground_truth(solution: str) -> str:
-    found = find_answer(solution)
-    return solution.strip() if found is None else found

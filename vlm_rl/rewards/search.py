@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from data_pipelines.completion_format import find_answer
+from data_pipelines.completion_format import answer_or_text, find_answer
 from vlm_rl.rewards.accuracy import scorer_for
 from vlm_rl.rewards.pipeline import RewardContext, register_reward
 
@@ -63,11 +63,6 @@ def search_answer_score(answer: str, ground_truth: str, problem_type: str) -> fl
     return scorer_for(problem_type)(answer, ground_truth)
 
 
-def _ground_truth(ctx: RewardContext) -> str:
-    found = find_answer(ctx.solution)
-    return ctx.solution.strip() if found is None else found
-
-
 def _turns(ctx: RewardContext) -> Sequence[str]:
     if "turns" not in ctx.extra:
         raise ValueError(f"{ctx.sample_id}: search rewards need a multi-turn rollout (enable search.enabled)")
@@ -76,7 +71,7 @@ def _turns(ctx: RewardContext) -> Sequence[str]:
 
 def _search_accuracy(ctx: RewardContext) -> float:
     given = answers(_turns(ctx))
-    return search_answer_score(given[0], _ground_truth(ctx), ctx.problem_type) if len(given) == 1 else 0.0
+    return search_answer_score(given[0], answer_or_text(ctx.solution), ctx.problem_type) if len(given) == 1 else 0.0
 
 
 register_reward("search_format", lambda ctx: search_format(_turns(ctx)))

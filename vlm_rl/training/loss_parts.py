@@ -53,3 +53,22 @@ def group_micro_batches(
             batch.completion_mask[torch.tensor([rollouts.truncated[r] for r in indices])] = 0.0
         chunks.append((batch, rows))
     return chunks
+
+
+def stored_rows_part(
+    adapter: QwenVLAdapter,
+    prompts: Sequence[PromptInputs],
+    completions: Sequence[Sequence[int]],
+    old_logps: Sequence[Sequence[float]],
+    advantages: torch.Tensor,
+    rewards: torch.Tensor,
+    first_row: int,
+) -> LossPart:
+    """A loss micro-batch of stored rows (replayed rollouts, delayed Syn-GRPO descriptions), trained against the
+    log-probs stored with them: row i is prompt i with completion i, alone in group ``-1 - (first_row + i)``."""
+    batch = adapter.collate(prompts, 1, [list(ids) for ids in completions])
+    old = torch.zeros(batch.completion_mask.shape)
+    for row, logps in enumerate(old_logps):
+        old[row, : len(logps)] = torch.tensor(logps)
+    group_ids = -1 - torch.arange(first_row, first_row + len(prompts))
+    return LossPart(batch, advantages, group_ids, rewards, None, old)

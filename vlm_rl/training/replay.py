@@ -34,7 +34,7 @@ from vlm_rl.models.prompt_encoder import PromptEncoder
 from vlm_rl.rollout import Rollouts
 from vlm_rl.training.checkpoint import generator_state, load_json_state, save_json_state, set_generator_state
 from vlm_rl.training.groups import StepBatch
-from vlm_rl.training.loss_parts import LossPart
+from vlm_rl.training.loss_parts import LossPart, stored_rows_part
 from vlm_rl.training.methods import Method, MethodContext
 
 
@@ -200,13 +200,11 @@ class SelectiveReplay(Method):
         for start in range(0, len(items), rows_per_part):
             chunk = items[start : start + rows_per_part]
             prompts = [encoder.encode(self.samples[item.origin]) for item in chunk]
-            batch = self.adapter.collate(prompts, 1, [list(item.completion_ids) for item in chunk])
-            old = torch.zeros(batch.completion_mask.shape)
-            for row, item in enumerate(chunk):
-                old[row, : len(item.old_logps)] = torch.tensor(item.old_logps)
-            ids = -1 - torch.arange(start, start + len(chunk))  # each replayed row is its own group
             advantages = torch.tensor([item.advantage for item in chunk])
-            parts.append(LossPart(batch, advantages, ids, torch.zeros(len(chunk)), None, old))
+            parts.append(stored_rows_part(
+                self.adapter, prompts, [item.completion_ids for item in chunk], [item.old_logps for item in chunk],
+                advantages, torch.zeros(len(chunk)), start,
+            ))
         return parts
 
     def remember(self, step: int, samples: Sequence[Sample], rollouts: Rollouts, advantages: torch.Tensor,

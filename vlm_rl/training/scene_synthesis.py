@@ -44,7 +44,7 @@ from vlm_rl.rollout import RolloutEngine, SamplingParams
 from vlm_rl.synthesis.client import SynthesisClient
 from vlm_rl.training.checkpoint import load_json_state, save_json_state
 from vlm_rl.training.groups import Groups, StepBatch
-from vlm_rl.training.loss_parts import LossPart, group_micro_batches
+from vlm_rl.training.loss_parts import LossPart, group_micro_batches, stored_rows_part
 from vlm_rl.training.methods import Method, MethodContext
 from vlm_rl.training.sampler import PromptSampler
 from vlm_rl.training.scene_descriptions import Description, DescriptionBook
@@ -235,16 +235,17 @@ class SceneSynthesis(Method):
             )
             for description in self.book.items.values():
                 if description.image is None:
-                    self._submit(description)
+                    self._submit(description, self._source_image(description.source))
         return self.client
 
-    def _submit(self, description: Description) -> bool:
-        source = self.sources[description.source]
-        boxes, labels = scene_objects(source)
-        with Image.open(source.media_path) as image:
-            return self._client().submit(
-                image.convert("RGB"), boxes, labels, description.text, seed=description.seed, source_id=description.key
-            )
+    def _source_image(self, origin: str) -> Image.Image:
+        with Image.open(self.sources[origin].media_path) as image:
+            return image.convert("RGB")
+
+    def _submit(self, description: Description, image: Image.Image) -> bool:
+        """Queue the job of `description`, whose source image is `image`; False when the client's outbox is full."""
+        boxes, labels = scene_objects(self.sources[description.source])
+        return self._client().submit(image, boxes, labels, description.text, seed=description.seed, source_id=description.key)
 
     def _ingest(self) -> None:
         """Take what the client has downloaded: each image that belongs to a waiting description is written into
@@ -293,6 +294,7 @@ class SceneSynthesis(Method):
             values = self.logprobs(batch).cpu()
             for local, row in enumerate(rows.tolist()):
                 logps[row] = values[local, : len(rollouts.completion_ids[row])].tolist()
+        images = [self._source_image(s.origin) for s in sources]
         sent = 0
         for row, ids in enumerate(rollouts.completion_ids):
             i, k = divmod(row, group)
@@ -301,7 +303,7 @@ class SceneSynthesis(Method):
                 seed=(self.seed * 1_000_003 + step * 8191 + row) % 2**32, text=description_text(rollouts.texts[row]),
                 completion_ids=list(ids), old_logps=logps[row],
             )
-            if self._submit(description):
+            if self._submit(description, images[i]):
                 self.book.add(description)
                 sent += 1
         return sent
@@ -312,13 +314,11 @@ class SceneSynthesis(Method):
         for start in range(0, len(rewarded), self.rows_per_part):
             chunk = rewarded[start : start + self.rows_per_part]
             prompts = [self.encoder.encode_instruction(self.sources[d.source], SCENE_PROMPT) for d in chunk]
-            batch = self.adapter.collate(prompts, 1, [d.completion_ids for d in chunk])
-            old = torch.zeros(batch.completion_mask.shape)
-            for row, d in enumerate(chunk):
-                old[row, : len(d.old_logps)] = torch.tensor(d.old_logps)
             advantages = torch.tensor([self.config.reward_scale * d.reward for d in chunk])
-            ids = -1 - torch.arange(start, start + len(chunk))
-            parts.append(LossPart(batch, advantages, ids, torch.tensor([d.diversity for d in chunk]), None, old))
+            parts.append(stored_rows_part(
+                self.adapter, prompts, [d.completion_ids for d in chunk], [d.old_logps for d in chunk], advantages,
+                torch.tensor([d.diversity for d in chunk]), start,
+            ))
         return parts
 
 

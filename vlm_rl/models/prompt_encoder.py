@@ -41,15 +41,18 @@ class PromptEncoder:
         self._budget = data.prompt_cache_mb * 2**20
         self._bytes = 0
 
-    def text(self, sample: Sample) -> str:
-        """The rendered chat prompt (generation prompt appended).
+    def text(self, sample: Sample, instruction: str | None = None) -> str:
+        """The rendered chat prompt (generation prompt appended); with `instruction`, that text is the whole user
+        turn after the media (no question template).
 
         The ``timesearch`` template is the frame-search prompt: the tool's description as the system turn (unless
         `data.system_prompt` is set) and the search instructions with the video's duration after the preview;
         ``timesearch_short`` says the same in two lines (for tiny models).
         """
         system = self.system_prompt(sample)
-        if self.data.prompt_template == "timesearch":
+        if instruction is not None:
+            question = instruction
+        elif self.data.prompt_template == "timesearch":
             question = search_question(sample, self.duration(sample), self.search_turns)
             system = SEARCH_SYSTEM_PROMPT if system is None else system
         elif self.data.prompt_template == "timesearch_short":
@@ -116,8 +119,4 @@ class PromptEncoder:
         elif sample.data_type == "image":
             image_paths.insert(0, sample.media_path)
         images = [self.frames.get_image(path, self.image_sampling) for path in image_paths]
-        if instruction is None:
-            text = self.text(sample)
-        else:
-            text = self.adapter.render(self.adapter.messages(sample, instruction, self.system_prompt(sample)), add_generation_prompt=True)
-        return self.adapter.encode(text, video=video, images=images)
+        return self.adapter.encode(self.text(sample, instruction), video=video, images=images)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from data_pipelines.consistency import completion_consistent, question_kinds, stated_counts, thought_answer_consistent
 from data_pipelines.formats import load_samples
@@ -18,9 +16,6 @@ from data_pipelines.synthetic.generator import make_dataset
 from data_pipelines.synthetic.scenes import Difficulty, TaskInstance, shape_mask
 from data_pipelines.synthetic.vocabulary import BACKGROUND, COLORS, QUESTIONS, SHAPES, TASKS, corpus_lines
 from vlm_rl.cli import main
-from vlm_rl.config import EvalConfig
-from vlm_rl.eval.runner import evaluate
-from vlm_rl.rollout import Rollouts
 
 DIFFICULTIES = (Difficulty(), Difficulty(distractors=4), Difficulty(size=96, object_size=16, distractors=3, frames=5))
 
@@ -176,35 +171,3 @@ def test_default_dataset_and_corpus_leave_the_claim_tasks_out(tmp_path: Path) ->
     records = json.loads(plain.train_path.read_text(encoding="utf-8"))
     assert [r["task"] for r in records] == [*TASKS]
     assert not any({"difficulty", "counts", "question_kind"} & r.keys() for r in records)
-
-
-class _OriginEncoder:
-    """The prompt is the sample's origin; no media is read."""
-
-    data = SimpleNamespace(prompt_template="video_r1_eval")
-
-    def encode(self, sample) -> str:
-        return sample.origin
-
-
-class _ScriptedEngine:
-    def __init__(self, answers: dict[str, str]) -> None:
-        self.answers = answers
-
-    def generate(self, prompts, params) -> Rollouts:
-        texts = [self.answers[p] for p in prompts]
-        return Rollouts([[1, 2]] * len(texts), texts, [False] * len(texts), torch.arange(len(texts)))
-
-
-def test_eval_breaks_accuracy_down_by_difficulty(tmp_path: Path) -> None:
-    data = make_dataset(tmp_path / "mix", n_train=12, n_test=0, seed=1, tasks=("compare", "difficulty_mix"))
-    samples = load_samples(data.train_path)
-    right = {s.origin: f"<answer>{s.answer}</answer>" for s in samples if s.extra.get("difficulty") != "hard"}
-    wrong = {s.origin: "<answer>Z</answer>" for s in samples if s.extra.get("difficulty") == "hard"}
-    report = evaluate(_ScriptedEngine({**right, **wrong}), _OriginEncoder(), samples, EvalConfig())
-    by_difficulty = report.by_group["difficulty"]
-    assert set(by_difficulty) == {"easy", "hard", "unknown"}
-    assert (by_difficulty["easy"]["accuracy"], by_difficulty["hard"]["accuracy"]) == (1.0, 0.0)
-    assert by_difficulty["unknown"]["n"] == 6 and by_difficulty["easy"]["n"] + by_difficulty["hard"]["n"] == 6
-    compare_only = [s for s in samples if "difficulty" not in s.extra]
-    assert evaluate(_ScriptedEngine(right), _OriginEncoder(), compare_only, EvalConfig()).by_group == {}

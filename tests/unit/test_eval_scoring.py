@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from data_pipelines.formats import load_samples
 from data_pipelines.schema import Sample
+from data_pipelines.synthetic.generator import make_dataset
 from data_pipelines.synthetic.mp4 import write_mp4
 from vlm_rl.config import EvalConfig
 from vlm_rl.eval.runner import RuleScorer, evaluate
@@ -101,3 +103,17 @@ def test_a_failed_item_is_one_line_on_stderr_without_the_decoders_output(clips, 
     assert len(lines) == 1 and lines[0].startswith("v.jsonl#broken: cannot decode video ")
     assert "re-encode it" in lines[0] and lines[0].endswith("(counted wrong)")
     assert "ERROR opening" not in err and "moov atom not found" not in err
+
+
+def test_eval_breaks_accuracy_down_by_difficulty(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "mix", n_train=12, n_test=0, seed=1, tasks=("compare", "difficulty_mix"))
+    samples = load_samples(data.train_path)
+    right = {s.origin: f"<answer>{s.answer}</answer>" for s in samples if s.extra.get("difficulty") != "hard"}
+    wrong = {s.origin: "<answer>Z</answer>" for s in samples if s.extra.get("difficulty") == "hard"}
+    report = evaluate(_ScriptedEngine({**right, **wrong}), _DecodingEncoder(), samples, EvalConfig())
+    by_difficulty = report.by_group["difficulty"]
+    assert set(by_difficulty) == {"easy", "hard", "unknown"}
+    assert (by_difficulty["easy"]["accuracy"], by_difficulty["hard"]["accuracy"]) == (1.0, 0.0)
+    assert by_difficulty["unknown"]["n"] == 6 and by_difficulty["easy"]["n"] + by_difficulty["hard"]["n"] == 6
+    compare_only = [s for s in samples if "difficulty" not in s.extra]
+    assert evaluate(_ScriptedEngine(right), _DecodingEncoder(), compare_only, EvalConfig()).by_group == {}

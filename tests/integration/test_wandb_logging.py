@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,7 @@ def test_a_resumed_run_continues_the_same_wandb_run_and_tensorboard_is_only_writ
     _train(with_overrides(run_config, common))
     run_dir = Path(run_config.output_dir)
     run_id = (run_dir / WANDB_ID_FILE).read_text().strip()
+    time.sleep(1.01 - time.time() % 1)  # wandb names an offline run's folder by its start second; two quick runs could share one
 
     resumed = _train(with_overrides(run_config, [*common, "trainer.steps=3", "trainer.resume=auto"]))
     assert resumed.start_step == 2

@@ -1,0 +1,150 @@
+"""The table of one part of scripts/compare_claims.sh: per arm, held-out and training measures, mean ± SE over seeds.
+
+    python scripts/claims_table.py runs/claims/consistency consistency 0 1 2
+
+Held-out measures come from each run's eval.json (greedy, one item per test record); training measures are the mean
+over a run's logged steps in its metrics.jsonl (sampled at temperature 1), then over seeds. SE is the standard
+deviation over seeds divided by sqrt(number of seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from data_pipelines.consistency import completion_consistent
+
+TITLES = {
+    "sft": "SFT (start)",
+    "ton_sft": "TON SFT (start)",
+    "grpo": "GRPO",
+    "grpo_soft": "GRPO, soft reward",
+    "tw_grpo": "TW-GRPO",
+    "grpo_care": "GRPO-CARE",
+    "ton_grpo": "TON",
+    "vl_rethinker": "VL-Rethinker",
+    "deepvideo_r1": "DeepVideo-R1",
+    "dapo": "DAPO",
+    "t_grpo": "T-GRPO",
+}
+ARMS = {
+    "multi_answer": ("grpo", "grpo_soft", "tw_grpo"),
+    "consistency": ("grpo", "grpo_care"),
+    "difficulty": ("grpo", "ton_grpo", "vl_rethinker", "deepvideo_r1", "dapo"),
+    "temporal": ("grpo", "t_grpo"),
+}
+STARTS = {"difficulty": ("sft", "ton_sft")}
+Results = list[dict]
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.mean(values) if values else None
+
+
+def _share(results: Results, keep: Callable[[dict], bool], hit: Callable[[dict], bool]) -> float | None:
+    chosen = [r for r in results if keep(r)]
+    return _mean([float(hit(r)) for r in chosen])
+
+
+def _consistency(results: Results, records: list[dict]) -> float | None:
+    """Share of completions whose answer follows from the counts their thought states, among those stating them."""
+    verdicts = [completion_consistent(r["output"], records[int(r["origin"].rsplit("#", 1)[1])]["problem"]) for r in results]
+    judged = [v for v in verdicts if v is not None]
+    return _mean([float(v) for v in judged])
+
+
+def _difficulty(level: str) -> Callable[[dict], bool]:
+    return lambda r: r["groups"].get("difficulty") == level
+
+
+HELD_OUT: dict[str, dict[str, Callable[[Results, list[dict]], float | None]]] = {
+    "multi_answer": {
+        "exact accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs]),
+        "soft accuracy": lambda rs, _: _mean([r["reward"] for r in rs]),
+    },
+    "consistency": {
+        "accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs]),
+        "consistency rate": _consistency,
+        "states both counts": lambda rs, recs: _share(
+            rs, lambda r: True, lambda r: completion_consistent(r["output"], recs[int(r["origin"].rsplit("#", 1)[1])]["problem"]) is not None
+        ),
+    },
+    "difficulty": {
+        "accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs]),
+        "accuracy easy": lambda rs, _: _share(rs, _difficulty("easy"), lambda r: r["correct"]),
+        "accuracy hard": lambda rs, _: _share(rs, _difficulty("hard"), lambda r: r["correct"]),
+        "skip easy": lambda rs, _: _share(rs, _difficulty("easy"), lambda r: r["skipped_thought"]),
+        "skip hard": lambda rs, _: _share(rs, _difficulty("hard"), lambda r: r["skipped_thought"]),
+        "length": lambda rs, _: _mean([float(r["length"]) for r in rs]),
+    },
+    "temporal": {
+        "accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs]),
+        "accuracy order": lambda rs, _: _share(rs, lambda r: r["task"] == "order", lambda r: r["correct"]),
+        "accuracy direction": lambda rs, _: _share(rs, lambda r: r["task"] == "direction", lambda r: r["correct"]),
+    },
+}
+TRAINING = {
+    "multi_answer": ("accuracy", "zero_std_groups", "tw/answer_weight_ratio"),
+    "consistency": ("accuracy", "zero_std_groups", "care/bonus_rate"),
+    "difficulty": (
+        "accuracy",
+        "zero_std_groups",
+        "skip_ratio",
+        "replay/effective_ratio",
+        "rethink/attempt_rate",
+        "rethink/kept_rate",
+        "difficulty/noised_rate",
+        "difficulty/hinted_rate",
+    ),
+    "temporal": ("accuracy", "zero_std_groups", "temporal/bonus_rate", "temporal/ordered_accuracy", "temporal/shuffled_accuracy"),
+}
+
+
+def cell(values: list[float | None]) -> str:
+    present = [v for v in values if v is not None]
+    if not present:
+        return "—"
+    if len(present) == 1:
+        return f"{present[0]:.3f}"
+    se = statistics.stdev(present) / math.sqrt(len(present))
+    return f"{statistics.mean(present):.3f} ± {se:.3f}"
+
+
+def training_mean(run: Path, key: str) -> float | None:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return _mean([r[key] for r in rows if key in r and "eval/accuracy" not in r])
+
+
+def table(root: Path, part: str, seeds: list[str]) -> str:
+    records = json.loads((root / "data" / "test.json").read_text())
+    held = HELD_OUT[part]
+    train_keys = TRAINING[part]
+    lines = [
+        f"{part}: held-out ({len(records)} items, greedy) and training (mean over logged steps, sampled); "
+        f"mean ± SE over seeds {', '.join(seeds)}",
+        "",
+        "| arm | " + " | ".join(held) + " | " + " | ".join(f"train {k}" for k in train_keys) + " |",
+        "|---" * (1 + len(held) + len(train_keys)) + "|",
+    ]
+    for start in STARTS.get(part, ("sft",)):
+        results = json.loads((root / f"eval_{start}.json").read_text())["results"]
+        lines.append(
+            f"| {TITLES[start]} | " + " | ".join(cell([f(results, records)]) for f in held.values()) + " |" + " |" * len(train_keys)
+        )
+    for arm in ARMS[part]:
+        runs = [root / f"{arm}_{s}" for s in seeds]
+        evals = [json.loads((run / "eval.json").read_text())["results"] for run in runs]
+        held_cells = [cell([f(results, records) for results in evals]) for f in held.values()]
+        train_cells = [cell([training_mean(run, k) for run in runs]) for k in train_keys]
+        lines.append(f"| {TITLES[arm]} | " + " | ".join(held_cells + train_cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4 or sys.argv[2] not in ARMS:
+        sys.exit(f"usage: python scripts/claims_table.py RUN_DIR {{{','.join(ARMS)}}} SEED [SEED ...]")
+    print(table(Path(sys.argv[1]), sys.argv[2], sys.argv[3:]))

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Each method against plain GRPO on the task family that tests what its paper claims, tiny model on a CPU, 3 seeds:
+#   bash scripts/compare_claims.sh PART
+# PART (one per claim; each runs its own data, SFT start and RL arms, then prints its table):
+#   multi_answer  "Which colors appear?" (several letters): GRPO on the 0/1 reward, GRPO on TW-GRPO's soft reward,
+#                 TW-GRPO (soft reward + token weighting)
+#   consistency   "Are there more Xs than Ys?" (the thought states both counts): GRPO, GRPO-CARE
+#   difficulty    half easy ("What color is the shape?"), half hard (counts, order), labelled: GRPO, TON (thought
+#                 dropout SFT, then GRPO), VL-Rethinker (selective replay + forced rethinking), DeepVideo-R1 (Reg-GRPO
+#                 + difficulty augmentation), DAPO (dynamic sampling)
+#   temporal      which shape moves first / which way it moves: GRPO, T-GRPO
+# Every arm of a part starts from the same SFT model (TON from its own thought-dropout SFT of the same data and
+# steps), has the same data, group size, lengths, steps, learning rate and reward weights (accuracy only; the
+# multi-answer arms differ in which accuracy), and, with CLAIMS_SCHEDULE=same (the default), the same constant
+# learning rate; CLAIMS_SCHEDULE=recipe keeps each recipe's own schedule and warm-up. Everything else is the
+# recipe's (configs/NAME.yaml), fitted to the tiny model by configs/tiny_cpu.overrides.
+# CLAIMS_DIR (default runs/claims), CLAIMS_SEEDS (default "0 1 2"), CLAIMS_STEPS (default 200),
+# CLAIMS_SCALE=smoke (a reduced run, for the tests). A stage whose result exists is not run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -eq 1 ] || { echo "usage: bash scripts/compare_claims.sh multi_answer|consistency|difficulty|temporal" >&2; exit 2; }
+part=$1
+case $part in
+    multi_answer) tasks=colors_present arms=(grpo grpo_soft tw_grpo) ;;
+    consistency) tasks=compare arms=(grpo grpo_care) ;;
+    difficulty) tasks=difficulty_mix arms=(grpo ton_grpo vl_rethinker deepvideo_r1 dapo) ;;
+    temporal) tasks=order,direction arms=(grpo t_grpo) ;;
+    *) echo "compare_claims.sh: unknown part $part; choose multi_answer, consistency, difficulty or temporal" >&2; exit 2 ;;
+esac
+bash scripts/setup_env.sh
+export PATH="$PWD/.venv/bin:$PATH" TOKENIZERS_PARALLELISM=false
+schedule=${CLAIMS_SCHEDULE:-same}
+case $schedule in
+    same) out=${CLAIMS_DIR:-runs/claims}/$part sched=(trainer.lr_scheduler=constant trainer.warmup_steps=0) ;;
+    recipe) out=${CLAIMS_DIR:-runs/claims}/${part}_recipe_schedule sched=() ;;
+    *) echo "compare_claims.sh: CLAIMS_SCHEDULE must be same or recipe, not $schedule" >&2; exit 2 ;;
+esac
+read -r -a seeds <<< "${CLAIMS_SEEDS:-0 1 2}"
+if [ "${CLAIMS_SCALE:-full}" = smoke ]; then
+    n_train=32 n_test=16 sft=(trainer.steps=10) steps=2 log=(trainer.log_every=1)
+else
+    n_train=2000 n_test=512 sft=() steps=${CLAIMS_STEPS:-200} log=(trainer.log_every=10 trainer.sample_every=0)
+fi
+mapfile -t tiny < <(grep -Ev '^[[:space:]]*(#|$)' configs/tiny_cpu.overrides)
+data=(data.train_files=["$out/data/train.json"] data.eval_files=[])
+test_set="$out/data/test.json"
+evaluate() { vlm-rl eval --model "$1/final" --data "$test_set" --config configs/quickstart_grpo.yaml --out "$2"; }
+
+[ -f "$out/model-init/config.json" ] || vlm-rl make-tiny-model "$out/model-init" --size tiny --seed 0
+[ -f "$test_set" ] || vlm-rl make-data "$out/data" --n-train "$n_train" --n-test "$n_test" --seed 0 --tasks "$tasks"
+if [ ! -f "$out/eval_sft.json" ]; then
+    vlm-rl sft configs/quickstart_sft.yaml seed=0 model.path="$out/model-init" "${data[@]}" "${sft[@]}" \
+        output_dir="$out/sft" trainer.overwrite=true
+    evaluate "$out/sft" "$out/eval_sft.json"
+fi
+if [[ " ${arms[*]} " == *" ton_grpo "* ]] && [ ! -f "$out/eval_ton_sft.json" ]; then
+    vlm-rl data drop-thoughts "$out/data/train.json" "$out/data/train_dropped.json" --probability 0.5 --seed 0
+    vlm-rl sft configs/quickstart_sft.yaml seed=0 model.path="$out/model-init" data.train_files=["$out/data/train_dropped.json"] \
+        data.eval_files=[] "${sft[@]}" output_dir="$out/ton_sft" trainer.overwrite=true
+    evaluate "$out/ton_sft" "$out/eval_ton_sft.json"
+fi
+
+# arm -> recipe and what differs from it besides the shared run settings
+recipe_of() { case $1 in grpo_soft) echo grpo ;; *) echo "$1" ;; esac; }
+reward_of() {
+    case $part:$1 in
+        multi_answer:grpo) echo "{accuracy_binary: 1.0, format: 0.0}" ;;
+        *) echo "{accuracy: 1.0, format: 0.0}" ;;
+    esac
+}
+start_of() { case $1 in ton_grpo) echo "$out/ton_sft/final" ;; *) echo "$out/sft/final" ;; esac; }
+
+for seed in "${seeds[@]}"; do
+    for arm in "${arms[@]}"; do
+        run_dir="$out/${arm}_$seed"
+        [ -f "$run_dir/eval.json" ] && continue
+        recipe=$(recipe_of "$arm")
+        vlm-rl train "configs/$recipe.yaml" "${tiny[@]}" seed="$seed" model.path="$(start_of "$arm")" "${data[@]}" \
+            rollout.num_generations=8 rollout.max_new_tokens=24 "reward.weights=$(reward_of "$arm")" \
+            trainer.steps="$steps" trainer.prompts_per_step=8 trainer.micro_batch_prompts=8 trainer.lr=5e-5 \
+            "${log[@]}" "${sched[@]}" output_dir="$run_dir" trainer.overwrite=true
+        evaluate "$run_dir" "$run_dir/eval.json"
+    done
+done
+echo
+python scripts/claims_table.py "$out" "$part" "${seeds[@]}"

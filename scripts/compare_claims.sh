@@ -64,7 +64,7 @@ fi
 recipe_of() { case $1 in grpo_soft) echo grpo ;; *) echo "$1" ;; esac; }
 reward_of() {
     case $part:$1 in
-        multi_answer:grpo) echo "{accuracy_binary: 1.0, format: 0.0}" ;;
+        multi_answer:grpo) echo "{accuracy_binary: 1.0, accuracy: 0.0, format: 0.0}" ;;  # soft accuracy logged, not rewarded
         *) echo "{accuracy: 1.0, format: 0.0}" ;;
     esac
 }

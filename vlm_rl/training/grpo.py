@@ -6,6 +6,7 @@ method does to a step lives in its own module behind the hooks of `vlm_rl.traini
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -26,9 +27,10 @@ from vlm_rl.training.groups import Groups, StepBatch
 from vlm_rl.training.loss_parts import LossPart, group_micro_batches
 from vlm_rl.training.method_list import build_methods
 from vlm_rl.training.methods import Method, MethodContext
-from vlm_rl.training.policy_update import PolicyUpdate
+from vlm_rl.training.policy_update import PartResult, PolicyUpdate
 from vlm_rl.training.scoring import score
 from vlm_rl.training.timing import PhaseTimer
+from vlm_rl.training.weight_stats import answer_weight_ratios
 
 
 M = TypeVar("M", bound=Method)
@@ -98,7 +100,7 @@ class GRPOTrainer(Trainer):
             LossPart(chunk, advantages[rows], groups.rollouts.group_ids[rows], groups.rewards.total[rows], rows)
             for chunk, rows in self._micro_batches(groups.prompts, groups.rollouts, trained)
         ] + extra
-        first_logps = self._update(step, parts, stats)
+        first_logps = self._update(step, parts, stats, groups.rollouts)
         for method in self.methods:
             stats.update(method.after_update(step, batch, first_logps))
         stats.update(self.timer.pop())
@@ -106,9 +108,12 @@ class GRPOTrainer(Trainer):
         stats["advantage_std"] = float(advantages.std()) if len(advantages) > 1 else 0.0
         return self._metrics(step, groups, stats)
 
-    def _update(self, step: int, parts: list[LossPart], stats: dict[str, float]) -> list[tuple[LossPart, torch.Tensor]]:
+    def _update(
+        self, step: int, parts: list[LossPart], stats: dict[str, float], rollouts: Rollouts
+    ) -> list[tuple[LossPart, torch.Tensor]]:
         """``algo.num_iterations`` optimizer steps over the loss micro-batches; returns each of this step's
-        own micro-batches with its log-probs from the first update."""
+        own micro-batches with its log-probs from the first update. With token weighting, ``tw/answer_weight_ratio``
+        is the mean over this step's completions of :func:`answer_weight_ratios`."""
         iterations = self.config.algo.num_iterations
         with self.timer("logprob_passes"):
             # replayed parts carry their rollout-time log-probs; this step's parts need a snapshot only
@@ -120,6 +125,7 @@ class GRPOTrainer(Trainer):
             ref_logps = [self.update.frozen_logps(self.ref_model, part.batch) for part in parts] if self.ref_model is not None else None
         norm = self._step_normaliser(parts)
         first_logps: list[tuple[LossPart, torch.Tensor]] = []
+        answer_ratios: list[float] = []
         for iteration in range(iterations):
             for i, part in enumerate(parts):
                 with self.micro_batch(last=i == len(parts) - 1):
@@ -133,6 +139,8 @@ class GRPOTrainer(Trainer):
                 if iteration == 0:
                     if part.rows is not None:
                         first_logps.append((part, result.logp.detach().cpu()))
+                        if result.weights is not None:
+                            answer_ratios += self._answer_weight_ratios(result, part.rows, rollouts)
                     _accumulate(stats, "entropy", float((result.entropy * result.mask).sum()) / norm.tokens)
                     for key, value in out.metrics.items():
                         _accumulate(stats, key, value * out.share)
@@ -146,7 +154,17 @@ class GRPOTrainer(Trainer):
                 self._sync_engine_weights()
             for method in self.methods:
                 method.after_optimizer_step(self.policy, (step - 1) * iterations + iteration + 1)
+        if answer_ratios:
+            stats["tw/answer_weight_ratio"] = sum(answer_ratios) / len(answer_ratios)
         return first_logps
+
+    def _answer_weight_ratios(self, result: PartResult, rows: torch.Tensor, rollouts: Rollouts) -> list[float]:
+        decode = functools.partial(self.adapter.tokenizer.decode, skip_special_tokens=True)  # as the rollout texts
+        index = rows.tolist()
+        return answer_weight_ratios(
+            result.weights.detach().cpu(), result.mask.cpu(), [rollouts.texts[i] for i in index],
+            [rollouts.completion_ids[i] for i in index], decode,
+        )
 
     def _step_normaliser(self, parts: Sequence[LossPart]) -> StepNormaliser:
         """Rows, sequences and tokens of the whole step over all processes, per process (gradients are averaged)."""

@@ -16,12 +16,13 @@ from vlm_rl.training.loss_parts import LossPart
 @dataclass(frozen=True)
 class PartResult:
     """The loss output and the forward's log-probs [B, C], entropies [B, C] (None after the first
-    update) and completion mask [B, C] of one micro-batch."""
+    update), completion mask [B, C] and token weights [B, C] (None without token weighting) of one micro-batch."""
 
     out: LossOutput
     logp: torch.Tensor
     entropy: torch.Tensor | None
     mask: torch.Tensor
+    weights: torch.Tensor | None = None
 
 
 class PolicyUpdate:
@@ -73,4 +74,4 @@ class PolicyUpdate:
             token_weights=weights,
             first_update=first,
         )
-        return PartResult(self.loss_fn(inputs, self.settings, step), logp, entropy, mask)
+        return PartResult(self.loss_fn(inputs, self.settings, step), logp, entropy, mask, weights)

@@ -14,7 +14,8 @@
 # multi-answer arms differ in which accuracy), and, with CLAIMS_SCHEDULE=same (the default), the same constant
 # learning rate; CLAIMS_SCHEDULE=recipe keeps each recipe's own schedule and warm-up. Everything else is the
 # recipe's (configs/NAME.yaml), fitted to the tiny model by configs/tiny_cpu.overrides.
-# CLAIMS_DIR (default runs/claims), CLAIMS_SEEDS (default "0 1 2"), CLAIMS_STEPS (default 200),
+# CLAIMS_DIR (default runs/claims), CLAIMS_SEEDS (default "0 1 2"), CLAIMS_STEPS (RL steps, default 200),
+# CLAIMS_SFT_STEPS (default 1000: at the quickstart's 300 the tiny model answers compare questions with one letter),
 # CLAIMS_SCALE=smoke (a reduced run, for the tests). A stage whose result exists is not run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,8 @@ read -r -a seeds <<< "${CLAIMS_SEEDS:-0 1 2}"
 if [ "${CLAIMS_SCALE:-full}" = smoke ]; then
     n_train=32 n_test=16 sft=(trainer.steps=10) steps=2 log=(trainer.log_every=1)
 else
-    n_train=2000 n_test=512 sft=() steps=${CLAIMS_STEPS:-200} log=(trainer.log_every=10 trainer.sample_every=0)
+    n_train=2000 n_test=512 sft=(trainer.steps="${CLAIMS_SFT_STEPS:-1000}") steps=${CLAIMS_STEPS:-200}
+    log=(trainer.log_every=10 trainer.sample_every=0)
 fi
 mapfile -t tiny < <(grep -Ev '^[[:space:]]*(#|$)' configs/tiny_cpu.overrides)
 data=(data.train_files=["$out/data/train.json"] data.eval_files=[])

@@ -4,7 +4,7 @@
   circles than squares?" with options ``A. yes`` / ``B. no``. The two counts never tie, so the answer follows from
   them, and the thought states both ("I count 3 circles and 2 squares."): a reasoning–answer consistency check
   (`data_pipelines.consistency`) can hold a completion's answer against its own counts. The record adds ``counts``.
-- ``difficulty_mix``: a seeded mix of easy items (one static shape: "What color is the shape?") and hard items
+- ``difficulty_mix``: a seeded mix of easy items (2-4 static shapes of one colour: "What color are the shapes?") and hard items
   (a count of one kind among at least `HARD_DISTRACTORS` other shapes, or which shape appears first with as many
   late distractors). The record adds ``difficulty`` (``"easy"`` or ``"hard"``) and ``question_kind``.
 
@@ -45,6 +45,8 @@ HARD_SHARE = 0.5
 """Chance that a ``difficulty_mix`` item is hard."""
 HARD_DISTRACTORS = 2
 """Fewest distractors in a hard ``difficulty_mix`` item (more when ``difficulty.distractors`` asks for more)."""
+EASY_SHAPES: tuple[int, int] = (2, 4)
+"""Fewest and most shapes in an easy ``difficulty_mix`` item (all of one colour)."""
 HARD_KINDS: tuple[str, ...] = ("count", "order")
 """Question kinds of hard ``difficulty_mix`` items."""
 
@@ -100,10 +102,15 @@ def _difficulty_mix(rng: np.random.Generator, d: Difficulty) -> tuple[TaskInstan
 
 
 def _easy(rng: np.random.Generator, d: Difficulty) -> TaskInstance:
-    """One static shape of a random colour in a random cell; which colour it is."""
+    """`EASY_SHAPES` static shapes of random kinds, all of one random colour, in random cells; which colour they are.
+
+    Any pixel of any shape gives the answer, yet the scenes are many (cells, kinds and count vary), so a held-out
+    split finds easy scenes that no training clip shows."""
     colors = list(COLORS)
-    shape, color = _pick(rng, SHAPES), _pick(rng, colors)
-    objects = [_static(d, shape, color, _static_positions(rng, d, 1)[0])]
+    color = _pick(rng, colors)
+    n_shapes = int(rng.integers(EASY_SHAPES[0], EASY_SHAPES[1] + 1))
+    corners = _static_positions(rng, d, n_shapes)
+    objects = [_static(d, _pick(rng, SHAPES), color, corner) for corner in corners]
     texts = _options(rng, [color], (), [c for c in colors if c != color])
     return TaskInstance(
         task="difficulty_mix",
@@ -114,5 +121,5 @@ def _easy(rng: np.random.Generator, d: Difficulty) -> TaskInstance:
         options=_labelled(texts),
         answer=OPTION_LETTERS[texts.index(color)],
         thought=CLAIM_THOUGHTS["easy"].format(color=color),
-        facts={"shape": shape, "color": color},
+        facts={"color": color},
     )

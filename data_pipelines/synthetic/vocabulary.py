@@ -115,12 +115,12 @@ can be checked against the answer), and a seeded mix of easy and hard questions,
 
 CLAIM_QUESTIONS: dict[str, str] = {
     "compare": "Are there more {first}s than {second}s?",
-    "easy": "What color is the shape?",
+    "easy": "What color are the shapes?",
 }
 
 CLAIM_THOUGHTS: dict[str, str] = {
     "compare": "I count {first_count} {first}s and {second_count} {second}s.",
-    "easy": "The shape is {color}.",
+    "easy": "The shapes are {color}.",
 }
 
 YES_NO: tuple[str, str] = ("yes", "no")

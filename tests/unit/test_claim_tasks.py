@@ -11,7 +11,7 @@ import pytest
 
 from data_pipelines.consistency import completion_consistent, question_kinds, stated_counts, thought_answer_consistent
 from data_pipelines.formats import load_samples
-from data_pipelines.synthetic.claims import HARD_DISTRACTORS, make_claim_instance
+from data_pipelines.synthetic.claims import EASY_SHAPES, HARD_DISTRACTORS, make_claim_instance
 from data_pipelines.synthetic.generator import make_dataset
 from data_pipelines.synthetic.scenes import Difficulty, TaskInstance, shape_mask
 from data_pipelines.synthetic.vocabulary import BACKGROUND, COLORS, QUESTIONS, SHAPES, TASKS, corpus_lines
@@ -121,9 +121,9 @@ def test_difficulty_mix_answers_are_the_drawn_scene(difficulty: Difficulty) -> N
         labels.append(extra["difficulty"])
         kind = extra["question_kind"]
         if extra["difficulty"] == "easy":
-            assert kind == "color" and instance.problem == "What color is the shape?"
-            (only,) = instance.objects
-            assert option_text(instance, instance.answer) == only.color
+            assert kind == "color" and instance.problem == "What color are the shapes?"
+            assert EASY_SHAPES[0] <= len(instance.objects) <= EASY_SHAPES[1]
+            assert {o.color for o in instance.objects} == {option_text(instance, instance.answer)}
             continue
         assert extra["difficulty"] == "hard" and len(instance.objects) >= 1 + HARD_DISTRACTORS
         if kind == "count":
@@ -166,8 +166,17 @@ def test_cli_writes_both_families_and_labels_reach_the_samples(tmp_path: Path) -
 def test_default_dataset_and_corpus_leave_the_claim_tasks_out(tmp_path: Path) -> None:
     assert TASKS == ("color", "direction", "count", "order", "colors_present")
     lines = corpus_lines()
-    assert not any(re.match(r"Are there more|The shape is|What color is the shape\?|[AB]\. (yes|no)$", line) for line in lines)
+    assert not any(re.match(r"Are there more|The shapes are|What color are the shapes\?|[AB]\. (yes|no)$", line) for line in lines)
     plain = make_dataset(tmp_path / "plain", n_train=5, n_test=2, seed=2)
     records = json.loads(plain.train_path.read_text(encoding="utf-8"))
     assert [r["task"] for r in records] == [*TASKS]
     assert not any({"difficulty", "counts", "question_kind"} & r.keys() for r in records)
+
+
+def test_the_held_out_split_keeps_its_easy_share(tmp_path: Path) -> None:
+    """Test clips must differ from every train clip; easy scenes are varied enough that the test split is not
+    silently filled with hard redraws."""
+    make_dataset(tmp_path, n_train=600, n_test=80, seed=0, tasks=("difficulty_mix",))
+    test = json.loads((tmp_path / "test.json").read_text(encoding="utf-8"))
+    easy = sum(r["difficulty"] == "easy" for r in test)
+    assert 28 <= easy <= 52, f"{easy} of 80 held-out items are easy"

@@ -1,6 +1,6 @@
 """The table of one part of scripts/compare_claims.sh: per arm, held-out and training measures, mean ± SE over seeds.
 
-    python scripts/claims_table.py runs/claims/consistency consistency 0 1 2
+    python scripts/claims_table.py runs/claims/consistency consistency 0 1 2 [--arms grpo grpo_care]
 
 Held-out measures come from each run's eval.json (greedy, one item per test record); training measures are the mean
 over a run's logged steps in its metrics.jsonl (sampled at temperature 1), then over seeds. SE is the standard
@@ -9,10 +9,10 @@ deviation over seeds divided by sqrt(number of seeds).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,7 +119,8 @@ def training_mean(run: Path, key: str) -> float | None:
     return _mean([r[key] for r in rows if key in r and "eval/accuracy" not in r])
 
 
-def table(root: Path, part: str, seeds: list[str]) -> str:
+def table(root: Path, part: str, seeds: list[str], arms: tuple[str, ...] | None = None) -> str:
+    """The part's table; `arms` (default all of the part's) picks the rows after the SFT start."""
     records = json.loads((root / "data" / "test.json").read_text())
     held = HELD_OUT[part]
     train_keys = TRAINING[part]
@@ -135,7 +136,7 @@ def table(root: Path, part: str, seeds: list[str]) -> str:
         lines.append(
             f"| {TITLES[start]} | " + " | ".join(cell([f(results, records)]) for f in held.values()) + " |" + " |" * len(train_keys)
         )
-    for arm in ARMS[part]:
+    for arm in arms or ARMS[part]:
         runs = [root / f"{arm}_{s}" for s in seeds]
         evals = [json.loads((run / "eval.json").read_text())["results"] for run in runs]
         held_cells = [cell([f(results, records) for results in evals]) for f in held.values()]
@@ -145,6 +146,10 @@ def table(root: Path, part: str, seeds: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4 or sys.argv[2] not in ARMS:
-        sys.exit(f"usage: python scripts/claims_table.py RUN_DIR {{{','.join(ARMS)}}} SEED [SEED ...]")
-    print(table(Path(sys.argv[1]), sys.argv[2], sys.argv[3:]))
+    parser = argparse.ArgumentParser(description="The table of one part of scripts/compare_claims.sh.")
+    parser.add_argument("run_dir", type=Path, help="the part's folder, e.g. runs/claims/consistency")
+    parser.add_argument("part", choices=list(ARMS), help="which part it is")
+    parser.add_argument("seeds", nargs="+", help="the seeds whose runs to read")
+    parser.add_argument("--arms", nargs="+", choices=sorted({a for arms in ARMS.values() for a in arms}), help="rows after the SFT start (default: all of the part's arms)")
+    args = parser.parse_args()
+    print(table(args.run_dir, args.part, args.seeds, tuple(args.arms) if args.arms else None))

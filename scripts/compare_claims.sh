@@ -16,7 +16,8 @@
 # recipe's (configs/NAME.yaml), fitted to the tiny model by configs/tiny_cpu.overrides.
 # CLAIMS_DIR (default runs/claims), CLAIMS_SEEDS (default "0 1 2"), CLAIMS_STEPS (RL steps, default 200),
 # CLAIMS_SFT_STEPS (default 1000: at the quickstart's 300 the tiny model answers compare questions with one letter),
-# CLAIMS_SCALE=smoke (a reduced run, for the tests). A stage whose result exists is not run again.
+# CLAIMS_ARMS (default: all of the part's arms; e.g. "grpo_care" with CLAIMS_SCHEDULE=recipe, since GRPO's recipe
+# schedule is the constant one), CLAIMS_SCALE=smoke (a reduced run, for the tests). A stage whose result exists is not run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { echo "usage: bash scripts/compare_claims.sh multi_answer|consistency|difficulty|temporal" >&2; exit 2; }
@@ -28,6 +29,13 @@ case $part in
     temporal) tasks=order,direction arms=(grpo t_grpo) ;;
     *) echo "compare_claims.sh: unknown part $part; choose multi_answer, consistency, difficulty or temporal" >&2; exit 2 ;;
 esac
+if [ -n "${CLAIMS_ARMS:-}" ]; then
+    read -r -a chosen <<< "$CLAIMS_ARMS"
+    for arm in "${chosen[@]}"; do
+        [[ " ${arms[*]} " == *" $arm "* ]] || { echo "compare_claims.sh: part $part has no arm $arm; its arms: ${arms[*]}" >&2; exit 2; }
+    done
+    arms=("${chosen[@]}")
+fi
 bash scripts/setup_env.sh
 export PATH="$PWD/.venv/bin:$PATH" TOKENIZERS_PARALLELISM=false
 schedule=${CLAIMS_SCHEDULE:-same}
@@ -85,4 +93,4 @@ for seed in "${seeds[@]}"; do
     done
 done
 echo
-python scripts/claims_table.py "$out" "$part" "${seeds[@]}"
+python scripts/claims_table.py "$out" "$part" "${seeds[@]}" --arms "${arms[@]}"

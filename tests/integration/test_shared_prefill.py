@@ -23,11 +23,13 @@ def setup(run_config, synthetic_data, tmp_path):
     return model, adapter, prompts
 
 
-def test_greedy_tokens_equal_the_repeated_prompt_generation(setup):
+@pytest.mark.parametrize("rows_per_call", [64, 6, 3], ids=["all-prompts-one-call", "two-per-call", "one-per-call"])
+def test_greedy_tokens_equal_the_repeated_prompt_generation(setup, rows_per_call):
+    """Ragged prompts (video, image, text) prefilled together, left-padded, or in smaller calls."""
     model, adapter, prompts = setup
     params = SamplingParams(n=3, max_new_tokens=12, temperature=0.0)
     batched = HFRolloutEngine(model, adapter).generate(prompts, params)
-    shared = HFRolloutEngine(model, adapter, shared_prefill=True).generate(prompts, params)
+    shared = HFRolloutEngine(model, adapter, max_rows_per_call=rows_per_call, shared_prefill=True).generate(prompts, params)
     assert shared.completion_ids == batched.completion_ids
     assert shared.truncated == batched.truncated and shared.texts == batched.texts
     assert torch.equal(shared.group_ids, batched.group_ids)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from data_pipelines.schema import Sample
 from vlm_rl.media import VideoClip
-from vlm_rl.models.prefill import group_cache, prefill_prompt
+from vlm_rl.models.prefill import prefill_batch
 
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
 SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
@@ -312,19 +312,16 @@ class QwenVLAdapter:
             model_inputs["second_per_grid_ts"] = torch.cat([p.second_per_grid_ts for p in with_video])
         return Batch(model_inputs, completion_ids, completion_mask, width, tuple(prompts), tuple(repeats), tuple(media))
 
-    def shared_generation_inputs(self, model, prompt: PromptInputs, n: int) -> dict[str, Any]:
-        """Keyword arguments of `model.generate` for `n` continuations of `prompt` from one prefill: all
-        but its last token run once (vision included), that cache repeated n times, and the full ids,
-        so `generate` continues with the last prompt token. The completions start at column
-        ``input_ids.shape[1]`` of its output."""
-        prefill = prefill_prompt(model, prompt, leave_last=True)
-        ids = prefill.ids.expand(n, -1)
-        return {
-            "input_ids": ids,
-            "attention_mask": torch.ones_like(ids),
-            "mm_token_type_ids": prefill.token_types.expand(n, -1),
-            "past_key_values": group_cache(prefill, n),
-        }
+    def shared_generation_inputs(self, model, prompts: Sequence[PromptInputs], n: int) -> dict[str, Any]:
+        """Keyword arguments of `model.generate` for `n` continuations of each of `prompts` from one prefill: the
+        prompts left-padded into one batch, all but its last column run once (vision included), each row's cache
+        repeated n times, and the full ids, so `generate` continues with the last prompt token of every row. Rows
+        are ordered prompt by prompt; the completions start at column ``input_ids.shape[1]`` of its output."""
+        device = next(model.parameters()).device
+        inputs = {k: v.to(device) for k, v in self.collate(prompts).model_inputs.items()}
+        cache = prefill_batch(model, inputs, n)
+        text = ("input_ids", "attention_mask", "mm_token_type_ids")
+        return {**{k: inputs[k].repeat_interleave(n, dim=0) for k in text}, "past_key_values": cache}
 
 
 def _as_tensor(value) -> torch.Tensor | None:

@@ -29,31 +29,51 @@ class PromptPrefill(NamedTuple):
     output: Any
 
 
-def prefill_prompt(model, prompt: PromptInputs, *, leave_last: bool = False) -> PromptPrefill:
-    """Forward one prompt (text and vision) with a fresh cache and explicit mRoPE positions.
-
-    ``leave_last`` prefills all but the last token, for `generate` to continue from. The model's
-    stored ``rope_deltas`` are set to this prompt's, so a continuation that relies on them (HF
-    `generate` with a cache) places its new tokens after the prompt.
-    """
+def prefill_prompt(model, prompt: PromptInputs) -> PromptPrefill:
+    """Forward one prompt (text and vision) with a fresh cache and explicit mRoPE positions (the shared-prefix
+    loss forward continues from it with its completions)."""
     device = next(model.parameters()).device
     ids = prompt.input_ids[None].to(device)
     token_types = prompt.mm_token_type_ids[None].to(device)
     vision = {k: getattr(prompt, k).to(device) for k in VISION_KEYS if getattr(prompt, k) is not None}
     rope = hf_internals.rope_index_module(model)
     positions, deltas = hf_internals.rope_index(rope, ids, token_types, vision)
-    end = ids.shape[1] - 1 if leave_last else ids.shape[1]
     output = model(
-        input_ids=ids[:, :end],
-        attention_mask=torch.ones_like(ids[:, :end]),
-        position_ids=positions[:, :, :end],
-        mm_token_type_ids=token_types[:, :end],
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        position_ids=positions,
+        mm_token_type_ids=token_types,
         use_cache=True,
         logits_to_keep=1,
         **vision,
     )
     hf_internals.set_rope_deltas(rope, deltas)
     return PromptPrefill(ids, token_types, positions, output)
+
+
+def prefill_batch(model, inputs: dict[str, torch.Tensor], repeats: int) -> Any:
+    """Forward a left-padded batch of prompts (``input_ids`` [k, W] and their vision inputs, as collated) but its
+    last column, and repeat each row's KV cache `repeats` times for `generate` to continue with the last prompt
+    token; returns that cache.
+
+    Each row gets the mRoPE positions of its own unpadded tokens, and the model's stored ``rope_deltas`` are set
+    to each row's, repeated, so the generated tokens of every row follow its own prompt.
+    """
+    ids, mask, token_types = inputs["input_ids"], inputs["attention_mask"], inputs["mm_token_type_ids"]
+    vision = {k: inputs[k] for k in VISION_KEYS if k in inputs}
+    rope = hf_internals.rope_index_module(model)
+    positions, deltas = hf_internals.rope_index(rope, ids, token_types, vision, attention_mask=mask)
+    output = model(
+        input_ids=ids[:, :-1],
+        attention_mask=mask[:, :-1],
+        position_ids=positions[:, :, :-1],
+        mm_token_type_ids=token_types[:, :-1],
+        use_cache=True,
+        logits_to_keep=1,
+        **vision,
+    )
+    hf_internals.set_rope_deltas(rope, deltas.repeat_interleave(repeats, dim=0))
+    return hf_internals.repeat_rows(output.past_key_values, repeats)
 
 
 def group_cache(prefill: PromptPrefill, repeats: int, *, read_only: bool = False):

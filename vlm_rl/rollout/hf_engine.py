@@ -14,10 +14,11 @@ class HFRolloutEngine:
     """Samples with `model.generate`; vision placeholder tokens can never be generated.
 
     With `shared_prefill`, each prompt (text and frames) is run once and its KV cache repeated for
-    its n samples, instead of `generate` encoding it n times; prompts are then generated one group
-    at a time. The numbers are the same (greedy decoding gives the same tokens); the random
-    draws of sampling are taken in a different order, so sampled completions differ run to run
-    between the two forms, not in distribution.
+    its n samples, instead of `generate` encoding it n times; the prompts of a call (up to
+    `max_rows_per_call` rows) are prefilled together, left-padded, and generated together. The
+    numbers are the same (greedy decoding gives the same tokens); the random draws of sampling are
+    taken in a different order, so sampled completions differ run to run between the two forms, not
+    in distribution.
     """
 
     def __init__(self, model, adapter: QwenVLAdapter, *, max_rows_per_call: int = 64, shared_prefill: bool = False) -> None:
@@ -41,7 +42,7 @@ class HFRolloutEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            per_call = 1 if self.shared_prefill else max(1, self.max_rows_per_call // params.n)
+            per_call = max(1, self.max_rows_per_call // params.n)
             generate = self._generate_shared if self.shared_prefill else self._generate_chunk
             completions: list[list[int]] = []
             truncated: list[bool] = []
@@ -67,9 +68,9 @@ class HFRolloutEngine:
     def _generate_shared(
         self, prompts: Sequence[PromptInputs], params: SamplingParams, streamer=None
     ) -> tuple[list[list[int]], list[bool]]:
-        """One prompt, prefilled once by the adapter (its cache repeated n times) for `generate` to continue."""
-        (prompt,) = prompts
-        inputs = self.adapter.shared_generation_inputs(self.model, prompt, params.n)
+        """The prompts, prefilled once together by the adapter (each row's cache repeated n times) for `generate`
+        to continue."""
+        inputs = self.adapter.shared_generation_inputs(self.model, prompts, params.n)
         out = self.model.generate(**inputs, **self._generate_kwargs(params), streamer=streamer)
         return self._split(out[:, inputs["input_ids"].shape[1] :].tolist())
 

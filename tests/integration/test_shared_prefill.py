@@ -46,3 +46,17 @@ def test_sampling_with_a_shared_prefill_respects_the_engine_rules(setup):
         assert cut == (ids[-1] not in eos) and (cut or len(ids) <= 10)
         assert not cut or len(ids) == 10
     assert len({tuple(ids) for ids in out.completion_ids[:4]}) > 1, "the samples of a group differ"
+
+
+def test_the_shared_prefill_continues_every_row_with_the_repeated_forms_scores(setup):
+    """Stronger than equal greedy tokens: every generated position's logits match, so each row of the left-padded
+    prefill continues with its own prompt's positions (a wrong rope delta shifts them and changes the logits)."""
+    model, adapter, prompts = setup
+    kwargs = {"max_new_tokens": 6, "do_sample": False, "output_logits": True, "return_dict_in_generate": True,
+              "pad_token_id": adapter.pad_token_id, "eos_token_id": [], "temperature": None, "top_p": None, "top_k": None}
+    with torch.no_grad():
+        plain = model.generate(**adapter.collate(prompts, repeats=2).model_inputs, **kwargs)
+        shared = model.generate(**adapter.shared_generation_inputs(model, prompts, 2), **kwargs)
+    assert torch.equal(plain.sequences, shared.sequences)
+    for step, (a, b) in enumerate(zip(plain.logits, shared.logits)):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), f"generated position {step}"

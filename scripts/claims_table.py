@@ -81,11 +81,7 @@ HELD_OUT: dict[str, dict[str, Callable[[Results, list[dict]], float | None]]] = 
         "skip hard": lambda rs, _: _share(rs, _difficulty("hard"), lambda r: r["skipped_thought"]),
         "length": lambda rs, _: _mean([float(r["length"]) for r in rs]),
     },
-    "temporal": {
-        "accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs]),
-        "accuracy order": lambda rs, _: _share(rs, lambda r: r["task"] == "order", lambda r: r["correct"]),
-        "accuracy direction": lambda rs, _: _share(rs, lambda r: r["task"] == "direction", lambda r: r["correct"]),
-    },
+    "temporal": {"accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs])},
 }
 TRAINING = {
     "multi_answer": ("accuracy", "zero_std_groups", "tw/answer_weight_ratio"),

@@ -2,13 +2,13 @@
 # Each method against plain GRPO on the task family that tests what its paper claims, tiny model on a CPU, 3 seeds:
 #   bash scripts/compare_claims.sh PART
 # PART (one per claim; each runs its own data, SFT start and RL arms, then prints its table):
-#   multi_answer  "Which colors appear?" (several letters): GRPO on the 0/1 reward, GRPO on TW-GRPO's soft reward,
-#                 TW-GRPO (soft reward + token weighting)
-#   consistency   "Are there more Xs than Ys?" (the thought states both counts): GRPO, GRPO-CARE
-#   difficulty    half easy ("What color is the shape?"), half hard (counts, order), labelled: GRPO, TON (thought
-#                 dropout SFT, then GRPO), VL-Rethinker (selective replay + forced rethinking), DeepVideo-R1 (Reg-GRPO
-#                 + difficulty augmentation), DAPO (dynamic sampling)
-#   temporal      which shape moves first / which way it moves: GRPO, T-GRPO
+#   multi_answer  colors_fixed, "Which colors appear?" (a set of letters): GRPO on the 0/1 reward, GRPO on TW-GRPO's
+#                 soft reward, TW-GRPO (soft reward + token weighting)
+#   consistency   compare, "Are there more Xs than Ys?" (the thought states both counts): GRPO, GRPO-CARE
+#   difficulty    difficulty_mix, counts: half easy (1-3 shapes, nothing else), half hard (among distractors),
+#                 labelled: GRPO, TON (thought dropout SFT, then GRPO), VL-Rethinker (selective replay + forced
+#                 rethinking), DeepVideo-R1 (Reg-GRPO + difficulty augmentation), DAPO (dynamic sampling)
+#   temporal      direction_fixed, "In which direction does the red square move?": GRPO, T-GRPO
 # Every arm of a part starts from the same SFT model (TON from its own thought-dropout SFT of the same data and
 # steps), has the same data, group size, lengths, steps, learning rate and reward weights (accuracy only; the
 # multi-answer arms differ in which accuracy), and, with CLAIMS_SCHEDULE=same (the default), the same constant
@@ -23,10 +23,10 @@ cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { echo "usage: bash scripts/compare_claims.sh multi_answer|consistency|difficulty|temporal" >&2; exit 2; }
 part=$1
 case $part in
-    multi_answer) tasks=colors_present arms=(grpo grpo_soft tw_grpo) ;;
+    multi_answer) tasks=colors_fixed arms=(grpo grpo_soft tw_grpo) ;;
     consistency) tasks=compare arms=(grpo grpo_care) ;;
     difficulty) tasks=difficulty_mix arms=(grpo ton_grpo vl_rethinker deepvideo_r1 dapo) ;;
-    temporal) tasks=order,direction arms=(grpo t_grpo) ;;
+    temporal) tasks=direction_fixed arms=(grpo t_grpo) ;;
     *) echo "compare_claims.sh: unknown part $part; choose multi_answer, consistency, difficulty or temporal" >&2; exit 2 ;;
 esac
 if [ -n "${CLAIMS_ARMS:-}" ]; then

@@ -453,8 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated subset of: color,direction,count,order,colors_present (the default), "
         "and the opt-in needle (a brief event in a long clip, for frame search), rec (the box of the one shape a "
         "phrase names), detection (the boxes of every shape of a kind), compare (are there more of one shape than "
-        "another; the thought states both counts) and difficulty_mix (easy and hard questions, each record labelled "
-        "with its difficulty); rec and detection write PNG images",
+        "another; the thought states both counts), difficulty_mix (easy and hard counts, each record labelled "
+        "with its difficulty), direction_fixed and colors_fixed (the direction and colours-present questions with "
+        "their options in one fixed order); rec and detection write PNG images",
     )
     p.add_argument("--frames", type=int, default=4, help="frames per clip, at least 2 (default: %(default)s)")
     p.add_argument(

@@ -1,14 +1,24 @@
 """The opt-in claim tasks: video clips built to expose what an RL method claims to change.
 
+Every answer is a number or a letter whose meaning never changes (fixed option order), because the 644K-parameter
+tiny model of the embedded default does not learn to look a colour up in shuffled options within the SFT budget
+(it states the right colour in its thought, then answers one letter for everything); numbers and fixed letters it
+copies from its own thought.
+
 - ``compare``: static shapes of two kinds (plus ``difficulty.distractors`` of the third kind); "Are there more
   circles than squares?" with options ``A. yes`` / ``B. no``. The two counts never tie, so the answer follows from
   them, and the thought states both ("I count 3 circles and 2 squares."): a reasoning–answer consistency check
   (`data_pipelines.consistency`) can hold a completion's answer against its own counts. The record adds ``counts``.
-- ``difficulty_mix``: a seeded mix of easy items (2-4 static shapes of one colour: "What color are the shapes?") and hard items
-  (a count of one kind among at least `HARD_DISTRACTORS` other shapes, or which shape appears first with as many
-  late distractors). The record adds ``difficulty`` (``"easy"`` or ``"hard"``) and ``question_kind``.
+- ``difficulty_mix``: a seeded mix of easy items (1 to `EASY_MAX_COUNT` shapes of one kind and nothing else) and
+  hard items (a count of one kind among at least `HARD_DISTRACTORS` shapes of other kinds, up to MAX_COUNT of it),
+  both "How many squares are in the video?" answered with a number. The record adds ``difficulty`` (``"easy"`` or
+  ``"hard"``).
+- ``direction_fixed``: the default ``direction`` question with its options always ``A. left, B. right, C. up,
+  D. down``; it needs the frames in order (shuffled, the motion is lost), for T-GRPO's temporal contrast.
+- ``colors_fixed``: "Which colors appear in the video?" over `FIXED_COLORS` only, options always in that order;
+  2 or 3 of them appear, so the answer is a set of letters (``"A,C"``, multi-answer), for TW-GRPO's soft reward.
 
-Both use the layout and renderer of `scenes`, so every object sits in its own grid cell and never overlaps another.
+All use the layout and renderer of `scenes`, so every object sits in its own grid cell and never overlaps another.
 """
 
 from __future__ import annotations
@@ -23,9 +33,8 @@ from data_pipelines.synthetic.scenes import (
     Difficulty,
     TaskInstance,
     _count_task,
+    _direction_task,
     _labelled,
-    _options,
-    _order_task,
     _pick,
     _static,
     _static_positions,
@@ -36,8 +45,11 @@ from data_pipelines.synthetic.vocabulary import (
     CLAIM_TASKS,
     CLAIM_THOUGHTS,
     COLORS,
+    DIRECTIONS,
     MAX_COUNT,
+    QUESTIONS,
     SHAPES,
+    THOUGHTS,
     YES_NO,
 )
 
@@ -45,10 +57,10 @@ HARD_SHARE = 0.5
 """Chance that a ``difficulty_mix`` item is hard."""
 HARD_DISTRACTORS = 2
 """Fewest distractors in a hard ``difficulty_mix`` item (more when ``difficulty.distractors`` asks for more)."""
-EASY_SHAPES: tuple[int, int] = (2, 4)
-"""Fewest and most shapes in an easy ``difficulty_mix`` item (all of one colour)."""
-HARD_KINDS: tuple[str, ...] = ("count", "order")
-"""Question kinds of hard ``difficulty_mix`` items."""
+EASY_MAX_COUNT = 3
+"""Most shapes in an easy ``difficulty_mix`` item (all of the asked kind, nothing else)."""
+FIXED_COLORS: tuple[str, ...] = ("red", "green", "blue", "yellow")
+"""The colours of a ``colors_fixed`` clip, and its options in this order."""
 
 
 def make_claim_instance(
@@ -59,6 +71,10 @@ def make_claim_instance(
         return _compare(rng, difficulty)
     if task == "difficulty_mix":
         return _difficulty_mix(rng, difficulty)
+    if task == "direction_fixed":
+        return _direction_fixed(rng, difficulty), {}
+    if task == "colors_fixed":
+        return _colors_fixed(rng, difficulty), {}
     raise ValueError(f"unknown claim task {task!r}; choose from {CLAIM_TASKS}")
 
 
@@ -94,32 +110,53 @@ def _compare(rng: np.random.Generator, d: Difficulty) -> tuple[TaskInstance, dic
 
 def _difficulty_mix(rng: np.random.Generator, d: Difficulty) -> tuple[TaskInstance, dict[str, Any]]:
     if rng.random() >= HARD_SHARE:
-        return _easy(rng, d), {"difficulty": "easy", "question_kind": "color"}
-    kind = _pick(rng, HARD_KINDS)
+        return _easy(rng, d), {"difficulty": "easy"}
     hard = dataclasses.replace(d, distractors=max(d.distractors, HARD_DISTRACTORS))
-    instance = _count_task(rng, hard) if kind == "count" else _order_task(rng, hard)
-    return dataclasses.replace(instance, task="difficulty_mix"), {"difficulty": "hard", "question_kind": kind}
+    return dataclasses.replace(_count_task(rng, hard), task="difficulty_mix"), {"difficulty": "hard"}
 
 
 def _easy(rng: np.random.Generator, d: Difficulty) -> TaskInstance:
-    """`EASY_SHAPES` static shapes of random kinds, all of one random colour, in random cells; which colour they are.
-
-    Any pixel of any shape gives the answer, yet the scenes are many (cells, kinds and count vary), so a held-out
-    split finds easy scenes that no training clip shows."""
+    """1 to `EASY_MAX_COUNT` static shapes of one kind (random colours, random cells) and nothing else; how many."""
+    shape = _pick(rng, SHAPES)
+    count = int(rng.integers(1, EASY_MAX_COUNT + 1))
     colors = list(COLORS)
-    color = _pick(rng, colors)
-    n_shapes = int(rng.integers(EASY_SHAPES[0], EASY_SHAPES[1] + 1))
-    corners = _static_positions(rng, d, n_shapes)
-    objects = [_static(d, _pick(rng, SHAPES), color, corner) for corner in corners]
-    texts = _options(rng, [color], (), [c for c in colors if c != color])
+    objects = [_static(d, shape, _pick(rng, colors), corner) for corner in _static_positions(rng, d, count)]
+    facts = {"shape": shape, "count": count}
     return TaskInstance(
         task="difficulty_mix",
         frames=render(objects, d),
         objects=tuple(objects),
-        problem=CLAIM_QUESTIONS["easy"],
-        problem_type="multiple choice",
-        options=_labelled(texts),
-        answer=OPTION_LETTERS[texts.index(color)],
-        thought=CLAIM_THOUGHTS["easy"].format(color=color),
-        facts={"color": color},
+        problem=QUESTIONS["count"].format(**facts),
+        problem_type="numerical",
+        options=(),
+        answer=str(count),
+        thought=THOUGHTS["count"].format(**facts),
+        facts=facts,
+    )
+
+
+def _direction_fixed(rng: np.random.Generator, d: Difficulty) -> TaskInstance:
+    instance = _direction_task(rng, d)
+    order = list(DIRECTIONS)
+    return dataclasses.replace(
+        instance, task="direction_fixed", options=_labelled(order), answer=OPTION_LETTERS[order.index(instance.facts["direction"])]
+    )
+
+
+def _colors_fixed(rng: np.random.Generator, d: Difficulty) -> TaskInstance:
+    """2 or 3 of `FIXED_COLORS` on static shapes (distractors reuse them); which appear, options in fixed order."""
+    present = sorted(rng.choice(len(FIXED_COLORS), size=int(rng.integers(2, 4)), replace=False).tolist())
+    names = [FIXED_COLORS[i] for i in present]
+    fills = names + [_pick(rng, names) for _ in range(d.distractors)]
+    objects = [_static(d, _pick(rng, SHAPES), c, corner) for c, corner in zip(fills, _static_positions(rng, d, len(fills)))]
+    return TaskInstance(
+        task="colors_fixed",
+        frames=render(objects, d),
+        objects=tuple(objects),
+        problem=QUESTIONS["colors_present"],
+        problem_type="multi-answer",
+        options=_labelled(FIXED_COLORS),
+        answer=",".join(OPTION_LETTERS[i] for i in present),
+        thought=THOUGHTS["colors_present"].format(colors=", ".join(names)),
+        facts={"colors": tuple(names)},
     )

@@ -68,7 +68,7 @@ def make_dataset(
     `perception`; their records are ``data_type: "image"`` with box answers and list every shape under ``objects``.
 
     Claim clips (tasks ``compare`` and ``difficulty_mix``, see `claims.py`) are drawn with `difficulty`; a compare
-    record adds the two ``counts``, a difficulty_mix record its ``difficulty`` (easy or hard) and ``question_kind``.
+    record adds the two ``counts``, a difficulty_mix record its ``difficulty`` (easy or hard).
     """
     tasks = tuple(tasks)
     unknown = [t for t in tasks if t not in KNOWN_TASKS]

@@ -109,18 +109,17 @@ PERCEPTION_THOUGHTS: dict[str, str] = {
 
 # --- the opt-in claim tasks: clips that expose what an RL method claims; `corpus_lines` reads none of these -------
 
-CLAIM_TASKS: tuple[str, ...] = ("compare", "difficulty_mix")
+CLAIM_TASKS: tuple[str, ...] = ("compare", "difficulty_mix", "direction_fixed", "colors_fixed")
 """Video tasks outside TASKS: which of two shape kinds is more numerous (the thought states both counts, so it
-can be checked against the answer), and a seeded mix of easy and hard questions, each labelled with its difficulty."""
+can be checked against the answer), a seeded mix of easy and hard counts, each labelled with its difficulty, and
+the direction and colours-present questions with their options in one fixed order."""
 
 CLAIM_QUESTIONS: dict[str, str] = {
     "compare": "Are there more {first}s than {second}s?",
-    "easy": "What color are the shapes?",
 }
 
 CLAIM_THOUGHTS: dict[str, str] = {
     "compare": "I count {first_count} {first}s and {second_count} {second}s.",
-    "easy": "The shapes are {color}.",
 }
 
 YES_NO: tuple[str, str] = ("yes", "no")

@@ -93,6 +93,8 @@ TRAINING = {
         "replay/effective_ratio",
         "rethink/attempt_rate",
         "rethink/kept_rate",
+        "rethink/first_pass_accuracy",
+        "rethink/accuracy",
         "difficulty/noised_rate",
         "difficulty/hinted_rate",
     ),

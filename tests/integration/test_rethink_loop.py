@@ -73,6 +73,7 @@ def test_correct_continuations_replace_first_passes(tiny_model_dir, run_config, 
         assert torch.equal(extended.pixel_values_videos, prompt.pixel_values_videos)
     kept = [r for r in range(4) if new_rollouts.completion_ids[r] != rollouts.completion_ids[r]]
     assert len(kept) == 2 and stats["rethink/kept_rate"] == 0.5 and stats["rethink/attempt_rate"] == 1.0
+    assert stats["rethink/first_pass_accuracy"] == 0.25 and stats["rethink/accuracy"] == 1.0
     for row in kept:
         assert new_rollouts.completion_ids[row][-len(engine.ids) :] == engine.ids
         assert new_rollouts.texts[row].endswith(f"let me recount.</think><answer>{sample.answer}</answer>")
@@ -90,6 +91,7 @@ def test_wrong_continuations_are_not_kept(tiny_model_dir, run_config, synthetic_
     new_rollouts, new_rewards, stats = rethink.apply([sample], [encoder.encode(sample)], rollouts, rewards, random.Random(0))
     assert new_rollouts.completion_ids == rollouts.completion_ids and torch.equal(new_rewards.total, rewards.total)
     assert stats["rethink/kept_rate"] == 0.0 and stats["rethink/attempt_rate"] == 1.0
+    assert stats["rethink/first_pass_accuracy"] == 0.25 and stats["rethink/accuracy"] == 0.0
 
 
 class AnswerKeyEngine:

@@ -91,6 +91,9 @@ class ForcedRethinking(Method):
         graded = [remove_answer_blocks(prefix) + text for (_, _, prefix), text in zip(attempts, continuations.texts)]
         group_of = [int(rollouts.group_ids[row]) for row, _, _ in attempts]
         new_rewards = score(self.rewards, samples, Rollouts(continuations.completion_ids, graded, continuations.truncated, torch.tensor(group_of)))
+        attempted = torch.tensor([row for row, _, _ in attempts])
+        stats["rethink/first_pass_accuracy"] = float((accuracy[attempted] == 1.0).float().mean())
+        stats["rethink/accuracy"] = float((new_rewards.scores["accuracy"] == 1.0).float().mean())
         kept: list[tuple[int, int]] = []
         kept_per_group: dict[int, int] = {}
         full_ids = []

@@ -117,8 +117,9 @@ def training_mean(run: Path, key: str) -> float | None:
     return _mean([r[key] for r in rows if key in r and "eval/accuracy" not in r])
 
 
-def table(root: Path, part: str, seeds: list[str], arms: tuple[str, ...] | None = None) -> str:
-    """The part's table; `arms` (default all of the part's) picks the rows after the SFT start."""
+def table(root: Path, part: str, seeds: list[str], arms: tuple[str, ...] | None = None, tag: str = "") -> str:
+    """The part's table; `arms` (default all of the part's) picks the rows after the SFT start, `tag` the runs
+    (``"_recipe"``: those trained with their recipe's own learning-rate schedule)."""
     records = json.loads((root / "data" / "test.json").read_text())
     held = HELD_OUT[part]
     train_keys = TRAINING[part]
@@ -135,11 +136,12 @@ def table(root: Path, part: str, seeds: list[str], arms: tuple[str, ...] | None 
             f"| {TITLES[start]} | " + " | ".join(cell([f(results, records)]) for f in held.values()) + " |" + " |" * len(train_keys)
         )
     for arm in arms or ARMS[part]:
-        runs = [root / f"{arm}_{s}" for s in seeds]
+        runs = [root / f"{arm}{tag}_{s}" for s in seeds]
         evals = [json.loads((run / "eval.json").read_text())["results"] for run in runs]
         held_cells = [cell([f(results, records) for results in evals]) for f in held.values()]
         train_cells = [cell([training_mean(run, k) for run in runs]) for k in train_keys]
-        lines.append(f"| {TITLES[arm]} | " + " | ".join(held_cells + train_cells) + " |")
+        title = TITLES[arm] + (", its recipe's schedule" if tag else "")
+        lines.append(f"| {title} | " + " | ".join(held_cells + train_cells) + " |")
     return "\n".join(lines)
 
 
@@ -149,5 +151,6 @@ if __name__ == "__main__":
     parser.add_argument("part", choices=list(ARMS), help="which part it is")
     parser.add_argument("seeds", nargs="+", help="the seeds whose runs to read")
     parser.add_argument("--arms", nargs="+", choices=sorted({a for arms in ARMS.values() for a in arms}), help="rows after the SFT start (default: all of the part's arms)")
+    parser.add_argument("--tag", default="", help="run folder tag: _recipe for the runs with each recipe's own schedule")
     args = parser.parse_args()
-    print(table(args.run_dir, args.part, args.seeds, tuple(args.arms) if args.arms else None))
+    print(table(args.run_dir, args.part, args.seeds, tuple(args.arms) if args.arms else None, args.tag))

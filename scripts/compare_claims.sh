@@ -12,7 +12,8 @@
 # Every arm of a part starts from the same SFT model (TON from its own thought-dropout SFT of the same data and
 # steps), has the same data, group size, lengths, steps, learning rate and reward weights (accuracy only; the
 # multi-answer arms differ in which accuracy), and, with CLAIMS_SCHEDULE=same (the default), the same constant
-# learning rate; CLAIMS_SCHEDULE=recipe keeps each recipe's own schedule and warm-up. Everything else is the
+# learning rate; CLAIMS_SCHEDULE=recipe keeps each recipe's own schedule and warm-up (runs ARM_recipe_SEED beside the
+# others, from the same data and SFT model). Everything else is the
 # recipe's (configs/NAME.yaml), fitted to the tiny model by configs/tiny_cpu.overrides.
 # CLAIMS_DIR (default runs/claims), CLAIMS_SEEDS (default "0 1 2"), CLAIMS_STEPS (RL steps, default 200),
 # CLAIMS_SFT_STEPS (default 1000: at the quickstart's 300 the tiny model answers compare questions with one letter),
@@ -39,9 +40,10 @@ fi
 bash scripts/setup_env.sh
 export PATH="$PWD/.venv/bin:$PATH" TOKENIZERS_PARALLELISM=false
 schedule=${CLAIMS_SCHEDULE:-same}
+out=${CLAIMS_DIR:-runs/claims}/$part
 case $schedule in
-    same) out=${CLAIMS_DIR:-runs/claims}/$part sched=(trainer.lr_scheduler=constant trainer.warmup_steps=0) ;;
-    recipe) out=${CLAIMS_DIR:-runs/claims}/${part}_recipe_schedule sched=() ;;
+    same) tag="" sched=(trainer.lr_scheduler=constant trainer.warmup_steps=0) ;;
+    recipe) tag=_recipe sched=() ;;
     *) echo "compare_claims.sh: CLAIMS_SCHEDULE must be same or recipe, not $schedule" >&2; exit 2 ;;
 esac
 read -r -a seeds <<< "${CLAIMS_SEEDS:-0 1 2}"
@@ -82,7 +84,7 @@ start_of() { case $1 in ton_grpo) echo "$out/ton_sft/final" ;; *) echo "$out/sft
 
 for seed in "${seeds[@]}"; do
     for arm in "${arms[@]}"; do
-        run_dir="$out/${arm}_$seed"
+        run_dir="$out/${arm}${tag}_$seed"
         [ -f "$run_dir/eval.json" ] && continue
         recipe=$(recipe_of "$arm")
         vlm-rl train "configs/$recipe.yaml" "${tiny[@]}" seed="$seed" model.path="$(start_of "$arm")" "${data[@]}" \
@@ -93,4 +95,4 @@ for seed in "${seeds[@]}"; do
     done
 done
 echo
-python scripts/claims_table.py "$out" "$part" "${seeds[@]}" --arms "${arms[@]}"
+python scripts/claims_table.py "$out" "$part" "${seeds[@]}" --arms "${arms[@]}" ${tag:+--tag "$tag"}

@@ -16,7 +16,8 @@
 # others, from the same data and SFT model). Everything else is the
 # recipe's (configs/NAME.yaml), fitted to the tiny model by configs/tiny_cpu.overrides.
 # CLAIMS_DIR (default runs/claims), CLAIMS_SEEDS (default "0 1 2"), CLAIMS_STEPS (RL steps, default 200),
-# CLAIMS_SFT_STEPS (default 1000: at the quickstart's 300 the tiny model answers compare questions with one letter),
+# CLAIMS_SFT_STEPS (default 1000, as at the quickstart's 300 the tiny model answers compare questions with one letter;
+# 300 for multi_answer, which 1000 steps already answer perfectly, leaving RL nothing to show),
 # CLAIMS_ARMS (default: all of the part's arms; e.g. "grpo_care" with CLAIMS_SCHEDULE=recipe, since GRPO's recipe
 # schedule is the constant one), CLAIMS_SCALE=smoke (a reduced run, for the tests). A stage whose result exists is not run again.
 set -euo pipefail
@@ -24,10 +25,10 @@ cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { echo "usage: bash scripts/compare_claims.sh multi_answer|consistency|difficulty|temporal" >&2; exit 2; }
 part=$1
 case $part in
-    multi_answer) tasks=colors_fixed arms=(grpo grpo_soft tw_grpo) ;;
-    consistency) tasks=compare arms=(grpo grpo_care) ;;
-    difficulty) tasks=difficulty_mix arms=(grpo ton_grpo vl_rethinker deepvideo_r1 dapo) ;;
-    temporal) tasks=direction_fixed arms=(grpo t_grpo) ;;
+    multi_answer) tasks=colors_fixed arms=(grpo grpo_soft tw_grpo) sft_steps=300 ;;
+    consistency) tasks=compare arms=(grpo grpo_care) sft_steps=1000 ;;
+    difficulty) tasks=difficulty_mix arms=(grpo ton_grpo vl_rethinker deepvideo_r1 dapo) sft_steps=1000 ;;
+    temporal) tasks=direction_fixed arms=(grpo t_grpo) sft_steps=1000 ;;
     *) echo "compare_claims.sh: unknown part $part; choose multi_answer, consistency, difficulty or temporal" >&2; exit 2 ;;
 esac
 if [ -n "${CLAIMS_ARMS:-}" ]; then
@@ -50,7 +51,7 @@ read -r -a seeds <<< "${CLAIMS_SEEDS:-0 1 2}"
 if [ "${CLAIMS_SCALE:-full}" = smoke ]; then
     n_train=32 n_test=16 sft=(trainer.steps=10) steps=2 log=(trainer.log_every=1)
 else
-    n_train=2000 n_test=512 sft=(trainer.steps="${CLAIMS_SFT_STEPS:-1000}") steps=${CLAIMS_STEPS:-200}
+    n_train=2000 n_test=512 sft=(trainer.steps="${CLAIMS_SFT_STEPS:-$sft_steps}") steps=${CLAIMS_STEPS:-200}
     log=(trainer.log_every=10 trainer.sample_every=0)
 fi
 mapfile -t tiny < <(grep -Ev '^[[:space:]]*(#|$)' configs/tiny_cpu.overrides)

@@ -8,7 +8,8 @@
 #   difficulty    difficulty_mix, counts: half easy (1-3 shapes, nothing else), half hard (among distractors),
 #                 labelled: GRPO, TON (thought dropout SFT, then GRPO), VL-Rethinker (selective replay + forced
 #                 rethinking), DeepVideo-R1 (Reg-GRPO + difficulty augmentation), DAPO (dynamic sampling)
-#   temporal      direction_fixed, "In which direction does the red square move?": GRPO, T-GRPO
+#   temporal      direction_fixed at --speed 2.8 (at 1 the tiny model never sees the motion), "In which direction
+#                 does the red square move?": GRPO, T-GRPO
 # Every arm of a part starts from the same SFT model (TON from its own thought-dropout SFT of the same data and
 # steps), has the same data, group size, lengths, steps, learning rate and reward weights (accuracy only; the
 # multi-answer arms differ in which accuracy), and, with CLAIMS_SCHEDULE=same (the default), the same constant
@@ -17,7 +18,7 @@
 # recipe's (configs/NAME.yaml), fitted to the tiny model by configs/tiny_cpu.overrides.
 # CLAIMS_DIR (default runs/claims), CLAIMS_SEEDS (default "0 1 2"), CLAIMS_STEPS (RL steps, default 200),
 # CLAIMS_SFT_STEPS (default 1000, as at the quickstart's 300 the tiny model answers compare questions with one letter;
-# 300 for multi_answer, which 1000 steps already answer perfectly, leaving RL nothing to show),
+# 300 for multi_answer and temporal, which 1000 steps already answer perfectly, leaving RL nothing to show),
 # CLAIMS_ARMS (default: all of the part's arms; e.g. "grpo_care" with CLAIMS_SCHEDULE=recipe, since GRPO's recipe
 # schedule is the constant one), CLAIMS_SCALE=smoke (a reduced run, for the tests). A stage whose result exists is not run again.
 set -euo pipefail
@@ -25,10 +26,10 @@ cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { echo "usage: bash scripts/compare_claims.sh multi_answer|consistency|difficulty|temporal" >&2; exit 2; }
 part=$1
 case $part in
-    multi_answer) tasks=colors_fixed arms=(grpo grpo_soft tw_grpo) sft_steps=300 ;;
-    consistency) tasks=compare arms=(grpo grpo_care) sft_steps=1000 ;;
-    difficulty) tasks=difficulty_mix arms=(grpo ton_grpo vl_rethinker deepvideo_r1 dapo) sft_steps=1000 ;;
-    temporal) tasks=direction_fixed arms=(grpo t_grpo) sft_steps=1000 ;;
+    multi_answer) tasks=colors_fixed arms=(grpo grpo_soft tw_grpo) sft_steps=300 make=() ;;
+    consistency) tasks=compare arms=(grpo grpo_care) sft_steps=1000 make=() ;;
+    difficulty) tasks=difficulty_mix arms=(grpo ton_grpo vl_rethinker deepvideo_r1 dapo) sft_steps=1000 make=() ;;
+    temporal) tasks=direction_fixed arms=(grpo t_grpo) sft_steps=300 make=(--speed 2.8) ;;
     *) echo "compare_claims.sh: unknown part $part; choose multi_answer, consistency, difficulty or temporal" >&2; exit 2 ;;
 esac
 if [ -n "${CLAIMS_ARMS:-}" ]; then
@@ -60,7 +61,7 @@ test_set="$out/data/test.json"
 evaluate() { vlm-rl eval --model "$1/final" --data "$test_set" --config configs/quickstart_grpo.yaml --out "$2"; }
 
 [ -f "$out/model-init/config.json" ] || vlm-rl make-tiny-model "$out/model-init" --size tiny --seed 0
-[ -f "$test_set" ] || vlm-rl make-data "$out/data" --n-train "$n_train" --n-test "$n_test" --seed 0 --tasks "$tasks"
+[ -f "$test_set" ] || vlm-rl make-data "$out/data" --n-train "$n_train" --n-test "$n_test" --seed 0 --tasks "$tasks" "${make[@]}"
 if [ ! -f "$out/eval_sft.json" ]; then
     vlm-rl sft configs/quickstart_sft.yaml seed=0 model.path="$out/model-init" "${data[@]}" "${sft[@]}" \
         output_dir="$out/sft" trainer.overwrite=true

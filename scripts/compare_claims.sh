@@ -89,10 +89,14 @@ for seed in "${seeds[@]}"; do
         run_dir="$out/${arm}${tag}_$seed"
         [ -f "$run_dir/eval.json" ] && continue
         recipe=$(recipe_of "$arm")
+        # forced rethinking keeps a right continuation only past 30 new tokens, a length for 7B reasoning; the tiny
+        # model's whole completion is about 13 tokens, so at 30 nothing would ever be kept
+        extra=()
+        [ "$arm" = vl_rethinker ] && extra=(algo.rethink.min_new_tokens=0)
         vlm-rl train "configs/$recipe.yaml" "${tiny[@]}" seed="$seed" model.path="$(start_of "$arm")" "${data[@]}" \
             rollout.num_generations=8 rollout.max_new_tokens=24 "reward.weights=$(reward_of "$arm")" \
             trainer.steps="$steps" trainer.prompts_per_step=8 trainer.micro_batch_prompts=8 trainer.lr=5e-5 \
-            "${log[@]}" "${sched[@]}" output_dir="$run_dir" trainer.overwrite=true
+            "${log[@]}" "${sched[@]}" "${extra[@]}" output_dir="$run_dir" trainer.overwrite=true
         evaluate "$run_dir" "$run_dir/eval.json"
     done
 done

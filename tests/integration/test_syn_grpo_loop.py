@@ -93,9 +93,9 @@ def test_synthesised_samples_and_description_rows_train(tiny_model_dir, rec_data
     seen: list[tuple[int, list]] = []
     update = trainer._update
 
-    def spying_update(step, parts, stats):
+    def spying_update(step, parts, *rest):
         seen.append((step, parts))
-        return update(step, parts, stats)
+        return update(step, parts, *rest)
 
     monkeypatch.setattr(trainer, "_update", spying_update)
     written: dict[str, list[float]] = {}

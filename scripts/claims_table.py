@@ -50,11 +50,18 @@ def _share(results: Results, keep: Callable[[dict], bool], hit: Callable[[dict],
     return _mean([float(hit(r)) for r in chosen])
 
 
+def _accuracy(results: Results, _records: list[dict]) -> float | None:
+    return _mean([float(r["correct"]) for r in results])
+
+
+def _verdicts(results: Results, records: list[dict]) -> list[bool | None]:
+    """`completion_consistent` of each result against its test record's question (``origin`` ends in ``#index``)."""
+    return [completion_consistent(r["output"], records[int(r["origin"].rsplit("#", 1)[1])]["problem"]) for r in results]
+
+
 def _consistency(results: Results, records: list[dict]) -> float | None:
     """Share of completions whose answer follows from the counts their thought states, among those stating them."""
-    verdicts = [completion_consistent(r["output"], records[int(r["origin"].rsplit("#", 1)[1])]["problem"]) for r in results]
-    judged = [v for v in verdicts if v is not None]
-    return _mean([float(v) for v in judged])
+    return _mean([float(v) for v in _verdicts(results, records) if v is not None])
 
 
 def _difficulty(level: str) -> Callable[[dict], bool]:
@@ -63,25 +70,23 @@ def _difficulty(level: str) -> Callable[[dict], bool]:
 
 HELD_OUT: dict[str, dict[str, Callable[[Results, list[dict]], float | None]]] = {
     "multi_answer": {
-        "exact accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs]),
+        "exact accuracy": _accuracy,
         "soft accuracy": lambda rs, _: _mean([r["reward"] for r in rs]),
     },
     "consistency": {
-        "accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs]),
+        "accuracy": _accuracy,
         "consistency rate": _consistency,
-        "states both counts": lambda rs, recs: _share(
-            rs, lambda r: True, lambda r: completion_consistent(r["output"], recs[int(r["origin"].rsplit("#", 1)[1])]["problem"]) is not None
-        ),
+        "states both counts": lambda rs, recs: _mean([float(v is not None) for v in _verdicts(rs, recs)]),
     },
     "difficulty": {
-        "accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs]),
+        "accuracy": _accuracy,
         "accuracy easy": lambda rs, _: _share(rs, _difficulty("easy"), lambda r: r["correct"]),
         "accuracy hard": lambda rs, _: _share(rs, _difficulty("hard"), lambda r: r["correct"]),
         "skip easy": lambda rs, _: _share(rs, _difficulty("easy"), lambda r: r["skipped_thought"]),
         "skip hard": lambda rs, _: _share(rs, _difficulty("hard"), lambda r: r["skipped_thought"]),
         "length": lambda rs, _: _mean([float(r["length"]) for r in rs]),
     },
-    "temporal": {"accuracy": lambda rs, _: _mean([float(r["correct"]) for r in rs])},
+    "temporal": {"accuracy": _accuracy},
 }
 TRAINING = {
     "multi_answer": ("accuracy", "zero_std_groups", "tw/answer_weight_ratio"),

@@ -43,8 +43,8 @@ PLACEHOLDERS: dict[str, str] = {"image": "<image>", "video": "<video>"}
 SHAREGPT_ROLES: dict[str, str] = {"human": "user", "gpt": "assistant", "system": "system"}
 """``conversations`` speaker (``from``) → chat role."""
 SYSTEM_KEY = "chat_system"
-"""`Sample.extra` key of a chat record's system turn; namespaced so another format's ``system`` field never becomes one."""
-"""`Sample.extra` key of the record's system text (its system turns joined by a newline)."""
+"""`Sample.extra` key of a chat record's system text (its system turns joined by a newline); namespaced so another
+format's ``system`` field never becomes one."""
 
 _ROLES = ("system", "user", "assistant")
 _LISTS = {"image": "images", "video": "videos"}

@@ -34,6 +34,7 @@ from data_pipelines.synthetic.scenes import (
     TaskInstance,
     _count_task,
     _direction_task,
+    _instance,
     _labelled,
     _pick,
     _static,
@@ -49,7 +50,6 @@ from data_pipelines.synthetic.vocabulary import (
     MAX_COUNT,
     QUESTIONS,
     SHAPES,
-    THOUGHTS,
     YES_NO,
 )
 
@@ -121,18 +121,8 @@ def _easy(rng: np.random.Generator, d: Difficulty) -> TaskInstance:
     count = int(rng.integers(1, EASY_MAX_COUNT + 1))
     colors = list(COLORS)
     objects = [_static(d, shape, _pick(rng, colors), corner) for corner in _static_positions(rng, d, count)]
-    facts = {"shape": shape, "count": count}
-    return TaskInstance(
-        task="difficulty_mix",
-        frames=render(objects, d),
-        objects=tuple(objects),
-        problem=QUESTIONS["count"].format(**facts),
-        problem_type="numerical",
-        options=(),
-        answer=str(count),
-        thought=THOUGHTS["count"].format(**facts),
-        facts=facts,
-    )
+    instance = _instance("count", d, objects, QUESTIONS["count"].format(shape=shape), (), str(count), {"shape": shape, "count": count})
+    return dataclasses.replace(instance, task="difficulty_mix")
 
 
 def _direction_fixed(rng: np.random.Generator, d: Difficulty) -> TaskInstance:
@@ -149,14 +139,6 @@ def _colors_fixed(rng: np.random.Generator, d: Difficulty) -> TaskInstance:
     names = [FIXED_COLORS[i] for i in present]
     fills = names + [_pick(rng, names) for _ in range(d.distractors)]
     objects = [_static(d, _pick(rng, SHAPES), c, corner) for c, corner in zip(fills, _static_positions(rng, d, len(fills)))]
-    return TaskInstance(
-        task="colors_fixed",
-        frames=render(objects, d),
-        objects=tuple(objects),
-        problem=QUESTIONS["colors_present"],
-        problem_type="multi-answer",
-        options=_labelled(FIXED_COLORS),
-        answer=",".join(OPTION_LETTERS[i] for i in present),
-        thought=THOUGHTS["colors_present"].format(colors=", ".join(names)),
-        facts={"colors": tuple(names)},
-    )
+    answer = ",".join(OPTION_LETTERS[i] for i in present)
+    instance = _instance("colors_present", d, objects, QUESTIONS["colors_present"], FIXED_COLORS, answer, {"colors": tuple(names)})
+    return dataclasses.replace(instance, task="colors_fixed")

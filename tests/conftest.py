@@ -14,6 +14,20 @@ os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cpu_threads():
+    """One CPU-thread governor for the session (see vlm_rl/cpu_threads.py)."""
+    from vlm_rl.cpu_threads import CPUThreads
+
+    return CPUThreads()
+
+
+@pytest.fixture(autouse=True)
+def _threads_that_give_way(_cpu_threads):
+    """Before each test, fewer intra-op threads when other processes took cores during the last ones."""
+    _cpu_threads.adapt()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from vlm_rl.models.tiny import build_tiny_model

@@ -217,9 +217,10 @@ class RolloutConfig:
     top_p: float = _f(1.0, "Nucleus sampling threshold.", gt=0, le=1)
     top_k: int = _f(0, "Top-k sampling (0 = off; HF's implicit default is 50).", ge=0)
     shared_prefill: bool = _f(
-        False,
-        "Run each prompt (text and frames) once and share its cache with its G samples, generating one group at a "
-        "time (greedy output identical; off = transformers generate on the repeated prompts, batched across groups).",
+        True,
+        "hf engine: run each prompt (text and frames) once, the prompts of a call batched, and share its cache with "
+        "its G samples (greedy output identical; off = transformers generate on the G-times repeated prompts). The "
+        "vllm engine ignores it: vLLM shares prompt prefixes itself (prefix caching).",
     )
 
 
@@ -703,8 +704,6 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"data.video.min_frames ({v.min_frames}) is larger than data.video.max_frames ({v.max_frames})")
     if config.data.image.min_pixels > config.data.image.max_pixels:
         raise ConfigError("data.image.min_pixels is larger than data.image.max_pixels")
-    if config.rollout.shared_prefill and config.rollout.engine != "hf":
-        raise ConfigError("rollout.shared_prefill belongs to the hf engine; vLLM shares prompt prefixes itself (prefix caching)")
     if config.trainer.prompts_per_step % config.trainer.micro_batch_prompts:
         raise ConfigError("trainer.prompts_per_step must be a multiple of trainer.micro_batch_prompts")
     from vlm_rl.algorithms import ADVANTAGE_ESTIMATORS, LOSSES, TOKEN_WEIGHTINGS

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from data_pipelines.completion_format import answer_block, extract_answer, find_answer, is_empty_thought
 from data_pipelines.schema import Sample
 from vlm_rl.config import EvalConfig
+from vlm_rl.cpu_threads import CPUThreads
 from vlm_rl.eval.judge import OpenAIJudge, score_official
 from vlm_rl.eval.table import ReportError
 from vlm_rl.media import MediaError
@@ -177,8 +178,10 @@ def evaluate(
     params = SamplingParams(n=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
     todo = [s for s in samples if s.origin not in done]
     bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="eval", unit="item", disable=not progress)
+    threads = CPUThreads()
     with _ItemLog(items_path) as log:
         for start in range(0, len(todo), cfg.batch_size):
+            threads.adapt()
             chunk = todo[start : start + cfg.batch_size]
             prompts, ready = [], []
             for sample in chunk:

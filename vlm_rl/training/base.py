@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vlm_rl.config import ConfigError, RunConfig, save_config
+from vlm_rl.cpu_threads import CPUThreads
 from vlm_rl.eval.runner import evaluate
 from vlm_rl.eval.search_eval import SearchEval
 from vlm_rl.models.loading import load_adapter, load_model
@@ -195,10 +196,13 @@ class Trainer:
             disable=not self.is_main,
             mininterval=0.5 if sys.stderr.isatty() else 15.0,
         )
+        threads = CPUThreads()
         for step in bar:
+            intra_op_threads = threads.adapt()
             started = time.perf_counter()
             metrics = self._mean_over_processes(self.step(step))
             metrics["sec_per_step"] = time.perf_counter() - started
+            metrics["cpu_threads"] = intra_op_threads
             metrics["lr"] = self.scheduler.get_last_lr()[0]
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
                 metrics.update(self.evaluate())

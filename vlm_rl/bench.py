@@ -63,8 +63,8 @@ MODES = {"repeated": (False, False), "shared": (True, False), "prefill": (True, 
 """Mode -> (shared-prefix loss forward, shared prefill in generation)."""
 MODE_LABELS = {
     "repeated": "repeated prompt",
-    "shared": "shared prefix (loss)",
-    "prefill": "shared prefix (loss + generation)",
+    "shared": "shared prefix (loss only)",
+    "prefill": "shared prefix (loss + generation), default",
     "trl": "TRL GRPOTrainer",
 }
 """Mode -> table label; `trl` is TRL's GRPOTrainer at the same settings (`vlm_rl.bench_trl`, image workload only)."""

@@ -202,7 +202,7 @@ class Trainer:
             started = time.perf_counter()
             metrics = self._mean_over_processes(self.step(step))
             metrics["sec_per_step"] = time.perf_counter() - started
-            metrics["cpu_threads"] = intra_op_threads
+            metrics["time/cpu_threads"] = intra_op_threads
             metrics["lr"] = self.scheduler.get_last_lr()[0]
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
                 metrics.update(self.evaluate())

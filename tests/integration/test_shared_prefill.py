@@ -48,6 +48,19 @@ def test_sampling_with_a_shared_prefill_respects_the_engine_rules(setup):
     assert len({tuple(ids) for ids in out.completion_ids[:4]}) > 1, "the samples of a group differ"
 
 
+def test_a_seeded_sample_draws_the_same_completions_as_the_repeated_form(setup):
+    """Both forms sample the same rows in the same order from one seed, so they draw the same tokens (the scores
+    differ only by float rounding): switching the default moves a seeded run only where rounding tips a draw."""
+    model, adapter, prompts = setup
+    params = SamplingParams(n=4, max_new_tokens=12, temperature=1.0)
+    outs = []
+    for shared_prefill in (False, True):
+        torch.manual_seed(7)
+        outs.append(HFRolloutEngine(model, adapter, shared_prefill=shared_prefill).generate(prompts, params))
+    assert outs[1].completion_ids == outs[0].completion_ids
+    assert len({tuple(ids) for ids in outs[1].completion_ids[:4]}) > 1, "a real sample: the group's draws differ"
+
+
 def test_the_shared_prefill_continues_every_row_with_the_repeated_forms_scores(setup):
     """Stronger than equal greedy tokens: every generated position's logits match, so each row of the left-padded
     prefill continues with its own prompt's positions (a wrong rope delta shifts them and changes the logits)."""

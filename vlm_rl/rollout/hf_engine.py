@@ -16,9 +16,8 @@ class HFRolloutEngine:
     With `shared_prefill`, each prompt (text and frames) is run once and its KV cache repeated for
     its n samples, instead of `generate` encoding it n times; the prompts of a call (up to
     `max_rows_per_call` rows) are prefilled together, left-padded, and generated together. The
-    numbers are the same (greedy decoding gives the same tokens); the random draws of sampling are
-    taken in a different order, so sampled completions differ run to run between the two forms, not
-    in distribution.
+    numbers are the same to float rounding: greedy decoding gives the same tokens, and from the same
+    seed sampling draws the same tokens too (same rows, same order), unless rounding tips a draw.
     """
 
     def __init__(self, model, adapter: QwenVLAdapter, *, max_rows_per_call: int = 64, shared_prefill: bool = False) -> None:

@@ -288,7 +288,7 @@ def _bench(args: argparse.Namespace) -> None:
     if args.worker:
         print(json.dumps(run_mode(args.workload, args.worker, args.steps, args.warmup)))
         return
-    modes = {"all": ["prefill", "shared", "repeated"], "both": ["shared", "repeated"], "vs-trl": ["prefill", "shared", "trl"]}.get(
+    modes = {"all": ["prefill", "shared", "repeated"], "both": ["prefill", "repeated"], "vs-trl": ["prefill", "shared", "trl"]}.get(
         args.mode, [args.mode]
     )
     if "trl" in modes:
@@ -534,9 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video: 16 frames at 224x224; image: one 224x224 image; long-video: 64 frames (G=8, 64 new tokens); "
                    "search: frame-search rollouts (8-frame preview of 96-frame clips, tool turns, CSV verification)")
     p.add_argument("--mode", choices=("all", "both", "vs-trl", "prefill", "shared", "repeated", "trl"), default="all",
-                   help="prompt once per group in generation and loss (prefill), in the loss only (shared), or per completion "
-                   "(repeated); trl = TRL's GRPOTrainer at the same settings (image workload only; extra 'bench'); "
-                   "both = shared and repeated, all = the three of this project, vs-trl = prefill, shared and trl")
+                   help="prompt once per group in generation and loss (prefill, the default settings), in the loss only (shared), "
+                   "or per completion (repeated); trl = TRL's GRPOTrainer at the same settings (image workload only; extra "
+                   "'bench'); both = prefill and repeated, all = the three of this project, vs-trl = prefill, shared and trl")
     p.add_argument("--steps", type=int, default=3, help="timed steps (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default: %(default)s)")
     p.add_argument("--worker", choices=("prefill", "shared", "repeated", "trl"), help=argparse.SUPPRESS)

@@ -14,7 +14,7 @@ def test_bench_prints_phase_times_for_each_mode(capsys):
     out = capsys.readouterr().out
     header, rule, *rows = [line for line in out.splitlines() if line.startswith("|")]
     assert header.count("|") == rule.count("|") == 11
-    assert [row.split("|")[1].strip() for row in rows] == ["shared prefix (loss)", "repeated prompt"]
+    assert [row.split("|")[1].strip() for row in rows] == ["shared prefix (loss + generation), default", "repeated prompt"]
     for row in rows:
         cells = [float(c) for c in row.split("|")[2:-1]]
         step, generation, rewards, logprob_passes, forward, backward, optimizer, samples_per_s, peak = cells

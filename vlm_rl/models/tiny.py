@@ -108,6 +108,19 @@ class TinySize:
     vision_depth: int
     vision_heads: int
     vision_intermediate_size: int
+    vocab_size: int | None = None
+    """Embedding rows; None = the tokenizer's length. A real model's size pads past the tiny tokenizer (ids it
+    lacks decode to nothing), so the embedding and the vocabulary projection cost what they cost at that size."""
+    tie_word_embeddings: bool = True
+    fullatt_every: int | None = None
+    """Every k-th vision block attends over the whole frame (Qwen2.5-VL: 8); None = the last block only."""
+
+    @property
+    def fullatt_block_indexes(self) -> list[int]:
+        """Vision blocks with full (not windowed) attention."""
+        if self.fullatt_every is None or self.fullatt_every > self.vision_depth:
+            return [self.vision_depth - 1]
+        return list(range(self.fullatt_every - 1, self.vision_depth, self.fullatt_every))
 
     @property
     def mrope_section(self) -> list[int]:
@@ -124,6 +137,13 @@ TINY_SIZES: dict[str, TinySize] = {
 }
 """Parameters besides the (tied) embedding: ``tiny`` 553,408 (vision 257,344), ``small`` 3,238,784 (vision
 875,136); the embedding adds hidden_size per vocabulary entry (707 with the default corpus)."""
+
+QWEN25_VL_SIZES: dict[str, TinySize] = {
+    "3b": TinySize(2048, 36, 16, 2, 11008, 1280, 32, 16, 3420, vocab_size=151936, fullatt_every=8),
+    "7b": TinySize(3584, 28, 28, 4, 18944, 1280, 32, 16, 3420, vocab_size=151936, tie_word_embeddings=False, fullatt_every=8),
+}
+"""The published Qwen2.5-VL-3B and -7B configurations (3.75B and 8.29B parameters), for random-weight models
+of real size; `dataclasses.replace(dims, num_layers=..., vision_depth=...)` reduces the depth."""
 
 PATCH_SIZE = 14
 SPATIAL_MERGE_SIZE = 2
@@ -220,14 +240,24 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, family: str = "qwen2_5_v
     )
 
 
-def build_config(size: str, tokenizer: PreTrainedTokenizerFast, family: str = "qwen2_5_vl") -> Qwen2_5_VLConfig:
-    """The family's config for one `TINY_SIZES` entry, with token ids taken from `tokenizer`."""
-    if size not in TINY_SIZES:
-        raise ValueError(f"unknown tiny model size {size!r}; choose one of {sorted(TINY_SIZES)}")
-    dims = TINY_SIZES[size]
+def model_size(size: str | TinySize) -> TinySize:
+    """`size` itself, or the `TINY_SIZES` / `QWEN25_VL_SIZES` entry it names."""
+    if isinstance(size, TinySize):
+        return size
+    sizes = {**TINY_SIZES, **QWEN25_VL_SIZES}
+    if size not in sizes:
+        raise ValueError(f"unknown model size {size!r}; choose one of {sorted(sizes)}")
+    return sizes[size]
+
+
+def build_config(size: str | TinySize, tokenizer: PreTrainedTokenizerFast, family: str = "qwen2_5_vl") -> Qwen2_5_VLConfig:
+    """The family's config for a model size (`model_size`), with token ids taken from `tokenizer`."""
+    dims = model_size(size)
+    if dims.vocab_size is not None and dims.vocab_size < len(tokenizer):
+        raise ValueError(f"vocab_size {dims.vocab_size} is below the tokenizer's {len(tokenizer)} entries")
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     text_config = {
-        "vocab_size": len(tokenizer),
+        "vocab_size": dims.vocab_size or len(tokenizer),
         "hidden_size": dims.hidden_size,
         "intermediate_size": dims.intermediate_size,
         "num_hidden_layers": dims.num_layers,
@@ -257,7 +287,7 @@ def build_config(size: str, tokenizer: PreTrainedTokenizerFast, family: str = "q
             video_token_id=ids["<|video_pad|>"],
             vision_start_token_id=ids["<|vision_start|>"],
             vision_end_token_id=ids["<|vision_end|>"],
-            tie_word_embeddings=True,
+            tie_word_embeddings=dims.tie_word_embeddings,
             attn_implementation="sdpa",
         )
     vision_config = {
@@ -270,7 +300,7 @@ def build_config(size: str, tokenizer: PreTrainedTokenizerFast, family: str = "q
         "temporal_patch_size": TEMPORAL_PATCH_SIZE,
         "tokens_per_second": 2,
         "window_size": 4 * PATCH_SIZE * SPATIAL_MERGE_SIZE,
-        "fullatt_block_indexes": [dims.vision_depth - 1],
+        "fullatt_block_indexes": dims.fullatt_block_indexes,
         "out_hidden_size": dims.hidden_size,
     }
     return Qwen2_5_VLConfig(
@@ -280,7 +310,7 @@ def build_config(size: str, tokenizer: PreTrainedTokenizerFast, family: str = "q
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
+        tie_word_embeddings=dims.tie_word_embeddings,
         attn_implementation="sdpa",
     )
 
@@ -288,15 +318,19 @@ def build_config(size: str, tokenizer: PreTrainedTokenizerFast, family: str = "q
 def build_tiny_model(
     out_dir: str | Path,
     *,
-    size: str = "tiny",
+    size: str | TinySize = "tiny",
     seed: int = 0,
     corpus: Iterable[str] | None = None,
     family: str = "qwen2_5_vl",
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Build and save (safetensors) a random-weight tiny Qwen2.5-VL (or Qwen2-VL) with its tokenizer and processor.
+    """Build and save (safetensors) a random-weight Qwen2.5-VL (or Qwen2-VL) with its tokenizer and processor.
 
-    `corpus` replaces `default_corpus()` as tokenizer training text. The same `seed` and corpus
-    give identical weights and identical tokenizer files. Returns `out_dir`.
+    `size` is a `model_size` name or a `TinySize`. `corpus` replaces `default_corpus()` as tokenizer
+    training text. The same `seed`, corpus and device give identical weights and identical tokenizer
+    files. `device` is where the weights are initialised (a GPU makes a real-size model in seconds),
+    `dtype` what they are saved in. Returns `out_dir`.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; choose one of {FAMILIES}")
@@ -305,7 +339,8 @@ def build_tiny_model(
     config = build_config(size, tokenizer, family)
     torch.manual_seed(seed)
     model_class = Qwen2VLForConditionalGeneration if family == "qwen2_vl" else Qwen2_5_VLForConditionalGeneration
-    model = model_class(config)
+    with torch.device(device):
+        model = model_class(config).to(dtype)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.eos_token_id,

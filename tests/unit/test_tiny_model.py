@@ -65,7 +65,7 @@ def test_parameter_count(tmp_path: Path, size: str, low: float, high: float) -> 
 
 
 def test_unknown_size_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown tiny model size"):
+    with pytest.raises(ValueError, match="unknown model size .huge.; choose one of"):
         build_tiny_model(tmp_path, size="huge")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GRPO in bf16 at the real Qwen2.5-VL sizes (3B, 7B; random weights) on one GPU: step time by phase,
 # generation and training tokens/s, MFU, peak memory, the shared-prefix forms, LoRA, ZeRO-3, and the bf16
-# equivalence and resume checks. vlm_rl/gpu_check.py says what each case measures; docs/performance.md has results.
+# equivalence and resume checks. vlm_rl/gpu_check/ says what each case measures; docs/performance.md has results.
 #
 #   bash scripts/gpu_check.sh prepare [--only CASES]
 #       here (network, PyAV): the clips, and the wheels a bare GPU machine lacks (pinned to this environment's

@@ -12,7 +12,8 @@ import pytest
 from safetensors import safe_open
 from transformers import AutoConfig
 
-from vlm_rl.gpu_check import CASE_NAMES, SKIPPED, Case, build_model, case_command
+from vlm_rl.gpu_check.cases import CASE_NAMES, Case, build_model
+from vlm_rl.gpu_check.driver import SKIPPED, case_command
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 from transformers import AutoConfig
 
-from vlm_rl.gpu_check.cases import CASE_NAMES, Case, build_model
+from vlm_rl.gpu_check.cases import CASE_NAMES, FULL, Case, build_model
 from vlm_rl.gpu_check.driver import SKIPPED, case_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,3 +79,24 @@ def test_every_case_runs_end_to_end_on_the_small_model(tmp_path):
     assert resume["resumed_from_step"] == 2 and resume["within_tolerance"] and resume["weights_identical"]
     table = (tmp_path / "out" / "gpu_check.md").read_text()
     assert "| 3b-default | 8 |" in table and "3b-equivalence (float32)" in table and "3b-resume: resumed from step 2" in table
+
+
+def test_the_largest_frame_count_that_fits_is_measured_and_the_misses_are_reported(monkeypatch, tmp_path):
+    from vlm_rl.gpu_check import measure
+
+    tried = []
+
+    def train(case, scale, model, work, frames):
+        tried.append(frames)
+        if frames > 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return {"frames": frames}
+
+    monkeypatch.setattr(measure, "_train", train)
+    case = Case("7b-lora", "train", "7b", frames=(128, 64, 32, 16))
+    result = measure.train_case(case, FULL, tmp_path, tmp_path, smoke=False)
+    assert tried == [128, 64, 32] and result["frames"] == 32
+    assert [miss["frames"] for miss in result["frames_out_of_memory"]] == [128, 64]
+    assert "out of memory" in result["frames_out_of_memory"][0]["error"]
+    with pytest.raises(RuntimeError, match="out of memory at every frame count"):
+        measure.train_case(Case("7b-lora", "train", "7b", frames=(128, 64)), FULL, tmp_path, tmp_path, smoke=False)

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -66,6 +67,8 @@ def run(work: Path, out: Path, cases: list[Case], smoke: bool) -> int:
             outcome = {"error": f"over its {scale.case_timeout} s limit"}
         except torch.cuda.OutOfMemoryError as err:
             outcome = {"error": f"out of memory building the model: {str(err).splitlines()[0]}"}
+        if (work / "runs").exists():
+            shutil.rmtree(work / "runs")  # the resume case's checkpoints; the disk holds the models and little more
         outcome["case_s"] = time.perf_counter() - started
         report["cases"][case.name] = outcome
         print(f"gpu_check: {case.name}: {json.dumps(outcome)}", flush=True)

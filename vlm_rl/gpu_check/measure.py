@@ -24,10 +24,10 @@ def train_case(case: Case, scale: Scale, model: Path, work: Path, smoke: bool) -
             result = _train(case, scale, model, work, frames)
         except torch.cuda.OutOfMemoryError as err:
             misses.append({"frames": frames, "error": str(err).splitlines()[0]})
-            gc.collect()
-            torch.cuda.empty_cache()
-            continue
-        return {**result, "frames_out_of_memory": misses}
+        else:
+            return {**result, "frames_out_of_memory": misses}
+        gc.collect()  # here, not in the handler: the exception's frames hold the failed trainer until it ends
+        torch.cuda.empty_cache()
     raise RuntimeError(f"{case.name}: out of memory at every frame count {list(case_frames(case, smoke))}")
 
 
@@ -47,9 +47,7 @@ def _train(case: Case, scale: Scale, model: Path, work: Path, frames: int) -> di
     sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in trainer.policy.parameters()]  # ZeRO-3 partitions
     parameters, trainable = sum(n for n, _ in sizes), sum(n for n, grad in sizes if grad)
     engine = "deepspeed zero-3" if trainer.zero3 else "deepspeed" if trainer.deepspeed else "accelerate"
-    trainer.train()
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if "sec_per_step" in r][scale.warmup:]
+    rows = _steps(trainer, scale.warmup + scale.steps)[scale.warmup:]
     median = {phase: statistics.median(r.get(f"time/{phase}", 0.0) for r in rows) for phase in PHASES}
     step = statistics.median(r["sec_per_step"] for r in rows)
     completion = statistics.median(r["completion_length"] for r in rows)
@@ -72,6 +70,21 @@ def _train(case: Case, scale: Scale, model: Path, work: Path, frames: int) -> di
         "train_tflop": flops / 1e12, "train_tflops_per_s": tflops, "peak_tflops": peak,
         "mfu": tflops / peak if tflops and peak else None, "peak_memory_gib": _peak_gib(),
     }
+
+
+def _steps(trainer, n_steps: int) -> list[dict[str, float]]:
+    """Each step's metrics and time. The steps are driven here, not by `train`, which would write a checkpoint and
+    a final model at the end: tens of GB at these sizes, and time that measures the disk."""
+    rows = []
+    try:
+        for step in range(1, n_steps + 1):
+            started = time.perf_counter()
+            metrics = trainer.step(step)
+            rows.append({**metrics, "sec_per_step": time.perf_counter() - started})
+    finally:
+        trainer.close()
+        trainer.release_run_folder()
+    return rows
 
 
 def _prompt_shape(trainer) -> dict[str, int]:

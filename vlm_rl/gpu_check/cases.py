@@ -9,6 +9,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -22,8 +23,9 @@ class Case:
     """One measurement: what runs, on which model, in which form."""
 
     name: str
-    kind: str  # train | equivalence | resume
+    kind: Literal["train", "equivalence", "resume"]
     size: str
+    """A `QWEN25_VL_SIZES` name; `--smoke` runs the ``small`` tiny model instead."""
     mode: str = "prefill"
     frames: tuple[int, ...] = (16,)
     layers: int | None = None
@@ -67,10 +69,12 @@ def random_reward(ctx) -> float:
 
 
 def frame_counts(cases: list[Case], smoke: bool) -> list[int]:
+    """Every frame count the cases may use (clips are made for each)."""
     return sorted({f for case in cases for f in case_frames(case, smoke)})
 
 
 def case_frames(case: Case, smoke: bool) -> tuple[int, ...]:
+    """The case's frame counts in the order they are tried; `--smoke` caps them at 8."""
     return tuple(sorted({min(f, 8) for f in case.frames}, reverse=True)) if smoke else case.frames
 
 

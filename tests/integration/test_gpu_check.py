@@ -100,3 +100,15 @@ def test_the_largest_frame_count_that_fits_is_measured_and_the_misses_are_report
     assert "out of memory" in result["frames_out_of_memory"][0]["error"]
     with pytest.raises(RuntimeError, match="out of memory at every frame count"):
         measure.train_case(Case("7b-lora", "train", "7b", frames=(128, 64)), FULL, tmp_path, tmp_path, smoke=False)
+
+
+def test_a_case_past_its_time_is_killed_with_every_process_it_started(tmp_path):
+    from vlm_rl.gpu_check.driver import run_process_group
+
+    marker = tmp_path / "pid"
+    script = f"sleep 60 & echo $! > {marker}; wait"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_process_group(["bash", "-c", script], timeout=2)
+    worker = int(marker.read_text())
+    assert not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]
+    assert run_process_group(["bash", "-c", "exit 3"], timeout=10) == 3

@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ from vlm_rl.gpu_check.cases import CASE_NAMES, CASES, FULL, REPO, SMOKE, Case, b
 
 SKIPPED = 77
 """Exit status of ``run`` without a CUDA device (the automake convention for a skipped test)."""
+
 
 def environment() -> dict[str, Any]:
     """Card, driver and package versions."""
@@ -47,6 +50,18 @@ def case_command(case: Case, work: Path, smoke: bool) -> list[str]:
             "--num_processes", "1", "--mixed_precision", precision, *command]
 
 
+def run_process_group(command: list[str], timeout: float) -> int:
+    """Run `command` in a process group of its own; past `timeout` seconds the whole group is killed (a launcher's
+    workers too, which would otherwise keep the GPU memory the next case needs) and `TimeoutExpired` raised."""
+    proc = subprocess.Popen(command, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
 def run(work: Path, out: Path, cases: list[Case], smoke: bool) -> int:
     """Build, run every case in its own process, write ``gpu_check.json`` and ``gpu_check.md`` under `out`."""
     scale = SMOKE if smoke else FULL
@@ -61,8 +76,8 @@ def run(work: Path, out: Path, cases: list[Case], smoke: bool) -> int:
         try:
             build_model(work, case, smoke)
             print(f"gpu_check: {case.name} ...", flush=True)
-            proc = subprocess.run(case_command(case, work, smoke), timeout=scale.case_timeout, check=False)
-            outcome = json.loads(result_path.read_text()) if proc.returncode == 0 else {"error": f"exit status {proc.returncode}"}
+            status = run_process_group(case_command(case, work, smoke), scale.case_timeout)
+            outcome = json.loads(result_path.read_text()) if status == 0 else {"error": f"exit status {status}"}
         except subprocess.TimeoutExpired:
             outcome = {"error": f"over its {scale.case_timeout} s limit"}
         except torch.cuda.OutOfMemoryError as err:

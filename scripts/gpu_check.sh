@@ -25,6 +25,8 @@ command=$1; shift
 
 case $command in
     prepare)
+        bash scripts/setup_env.sh  # this machine's .venv, whose versions the wheels are pinned to
+        python=.venv/bin/python
         "$python" -m vlm_rl.gpu_check prepare --work "$dir/work" "$@"
         # deepspeed ships as a source archive: built here into a pure-Python wheel
         pins=$("$python" -c 'import importlib.metadata as m

@@ -40,7 +40,7 @@ print(" ".join(f"{n}=={m.version(n)}" for n in ["transformers", "peft", "decord"
         du -sh "$dir/wheels" "$dir/work/data"
         echo "carry $dir/wheels and $dir/work/data to the GPU machine and run: bash scripts/gpu_check.sh run" ;;
     run)
-        if [ -d "$dir/wheels" ]; then
+        if [ -d "$dir/wheels" ] && [ ! -x .venv/bin/python ]; then  # a bare machine: bring what it lacks
             site=$(mktemp -d)
             "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$dir"/wheels/*.whl
             export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"

@@ -44,7 +44,8 @@ from vlm_rl.rollout.vllm_requests import build_request
 from vlm_rl.training.frame_search import PLACEHOLDER_CALL, SearchTools
 
 WORK, SIZE = Path(os.environ["WORK_DIR"]), os.environ["SIZE"]
-tiny.TINY_SIZES["3b"] = tiny.TinySize(2048, 36, 16, 2, 11008, 1280, 32, 16, 3420)  # Qwen2.5-VL-3B's widths and depths
+# Qwen2.5-VL-3B's widths and depths over the tiny tokenizer's vocabulary
+DIMS = dataclasses.replace(tiny.QWEN25_VL_SIZES["3b"], vocab_size=None, fullatt_every=None) if SIZE == "3b" else SIZE
 CALL = f'<tool_call>{{"name": "{TOOL_NAME}", "arguments": {{"query": "red", "start_time": 0, "end_time": 1}}}}</tool_call>'
 
 
@@ -90,7 +91,7 @@ def show(title, out) -> None:
 
 
 torch.set_default_dtype(torch.bfloat16 if SIZE == "3b" else torch.float32)
-model_dir = tiny.build_tiny_model(WORK / f"model-{SIZE}", size=SIZE, seed=0)
+model_dir = tiny.build_tiny_model(WORK / f"model-{SIZE}", size=DIMS, seed=0)
 torch.set_default_dtype(torch.float32)
 data = make_dataset(WORK / "data", n_train=2, n_test=1, seed=0, tasks=("needle",))
 config = load_config(

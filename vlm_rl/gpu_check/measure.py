@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 
 from vlm_rl.gpu_check.cases import CASES, FULL, SMOKE, Case, Scale, case_frames, model_path, run_config
+
 
 def train_case(case: Case, scale: Scale, model: Path, work: Path, smoke: bool) -> dict[str, Any]:
     """Warm-up and timed GRPO steps at the largest of the case's frame counts that fits in memory."""
@@ -32,7 +32,7 @@ def train_case(case: Case, scale: Scale, model: Path, work: Path, smoke: bool) -
 
 
 def _train(case: Case, scale: Scale, model: Path, work: Path, frames: int) -> dict[str, Any]:
-    from vlm_rl.bench import PHASES
+    from vlm_rl.bench import PHASES, _peak_mib
     from vlm_rl.flops import GroupShape, peak_tflops, training_flops
     from vlm_rl.training.grpo import GRPOTrainer
 
@@ -56,8 +56,8 @@ def _train(case: Case, scale: Scale, model: Path, work: Path, frames: int) -> di
     flops = scale.prompts * training_flops(model_config, group, shared_prefix=shared_prefix)
     train_seconds = median["forward"] + median["backward"]
     completions = scale.prompts * scale.generations
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
-    peak = peak_tflops(device) if torch.cuda.is_available() else None
+    train_tokens = scale.prompts * (prompt["tokens"] + scale.generations * completion)
+    peak = peak_tflops(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
     tflops = flops / train_seconds / 1e12 if train_seconds else None
     return {
         "frames": frames, "layers": model_config.text_config.num_hidden_layers, "engine": engine,
@@ -65,10 +65,9 @@ def _train(case: Case, scale: Scale, model: Path, work: Path, frames: int) -> di
         "prompt_tokens": prompt["tokens"], "vision_tokens": prompt["vision_tokens"], "completion_length": completion,
         "step_s": step, "phases_s": median, "generation_share": median["generation"] / step,
         "generation_tokens_per_s": completions * completion / median["generation"] if median["generation"] else None,
-        "train_tokens": scale.prompts * (prompt["tokens"] + scale.generations * completion),
-        "train_tokens_per_s": scale.prompts * (prompt["tokens"] + scale.generations * completion) / train_seconds,
+        "train_tokens": train_tokens, "train_tokens_per_s": train_tokens / train_seconds,
         "train_tflop": flops / 1e12, "train_tflops_per_s": tflops, "peak_tflops": peak,
-        "mfu": tflops / peak if tflops and peak else None, "peak_memory_gib": _peak_gib(),
+        "mfu": tflops / peak if tflops and peak else None, "peak_memory_gib": _peak_mib() / 1024,
     }
 
 
@@ -95,14 +94,6 @@ def _prompt_shape(trainer) -> dict[str, int]:
     grid = inputs.video_grid_thw
     slices, height, width = (int(v) for v in grid[0]) if grid is not None else (1, 0, 0)
     return {"tokens": inputs.length, "vision_tokens": slices * height * width // 4, "slices": slices}
-
-
-def _peak_gib() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**30
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def equivalence_case(case: Case, scale: Scale, model_dir: Path, work: Path, smoke: bool) -> dict[str, Any]:
